@@ -1,0 +1,120 @@
+"""The recogniser: per-inference scores in, at most one detection per event out.
+
+Pure logic, no I/O: the daemon (float scores) and the RP2040 firmware (``es_detector.c``, int8
+scores as levels of 1/256) implement the same rules and are tested with shared vectors.
+
+Rules, for each call ``update(t_ms, scores)``:
+
+1. ``t_ms`` must not go backwards (ValueError), ``scores`` must have one value per label.
+2. The history keeps the results whose time is within ``average_window_ms`` of now
+   (``t_ms - t < average_window_ms``), at most ``max_history`` of them (oldest dropped first).
+3. Each label's score is the mean over the history. The candidate is the label with the highest
+   mean (ties: the lower index), ignoring labels in ``ignore``.
+4. It fires when its mean >= its threshold, the history holds >= ``min_count`` results, and
+   no detection fired in the last ``suppression_ms`` (``t_ms - last >= suppression_ms``).
+   The comparison is ``sum >= threshold * count``, exact for scores that are multiples of
+   1/256, which is how the firmware's integer version matches this one bit for bit.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Settings of the recogniser (the manifest's thresholds plus the timing rules)."""
+
+    labels: tuple[str, ...]
+    """Label names in model output order."""
+    thresholds: tuple[float, ...]
+    """Per-label threshold on the averaged score, 0..1."""
+    average_window_ms: int = 1000
+    """Scores from the last this many ms are averaged."""
+    min_count: int = 3
+    """At least this many results must be in the window before anything fires."""
+    suppression_ms: int = 1500
+    """After a detection, nothing fires for this long (refractory time)."""
+    ignore: frozenset[str] = field(default_factory=frozenset)
+    """Labels that never fire (background classes such as _silence_, _unknown_)."""
+    max_history: int = 32
+    """Upper bound on remembered results (the firmware's fixed array size)."""
+
+    def __post_init__(self) -> None:
+        if len(self.labels) != len(self.thresholds):
+            raise ValueError(
+                f"detector: {len(self.labels)} labels but {len(self.thresholds)} thresholds"
+            )
+        for name, thr in zip(self.labels, self.thresholds, strict=True):
+            if not 0.0 <= thr <= 1.0:
+                raise ValueError(f"detector: threshold for {name!r} must be in 0..1, got {thr}")
+        if self.average_window_ms <= 0:
+            raise ValueError(f"detector: average_window_ms must be > 0, got {self.average_window_ms}")
+        if self.min_count < 1:
+            raise ValueError(f"detector: min_count must be >= 1, got {self.min_count}")
+        if self.suppression_ms < 0:
+            raise ValueError(f"detector: suppression_ms must be >= 0, got {self.suppression_ms}")
+        if not 1 <= self.max_history <= 1024:
+            raise ValueError(f"detector: max_history must be in 1..1024, got {self.max_history}")
+        unknown = sorted(set(self.ignore) - set(self.labels))
+        if unknown:
+            raise ValueError(f"detector: ignore names unknown label(s) {', '.join(unknown)}")
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One event: the label, its averaged score and the time of the result that fired it."""
+
+    label: str
+    score: float
+    t_ms: int
+    index: int
+
+
+class Detector:
+    """Stateful recogniser; see the module docstring for the rules."""
+
+    def __init__(self, config: DetectorConfig) -> None:
+        self.config = config
+        self._history: deque[tuple[int, tuple[float, ...]]] = deque()
+        self._last_t: int | None = None
+        self._last_fire: int | None = None
+
+    def reset(self) -> None:
+        self._history.clear()
+        self._last_t = None
+        self._last_fire = None
+
+    def update(self, t_ms: int, scores: Sequence[float]) -> Detection | None:
+        cfg = self.config
+        if len(scores) != len(cfg.labels):
+            raise ValueError(f"detector: got {len(scores)} scores for {len(cfg.labels)} labels")
+        if self._last_t is not None and t_ms < self._last_t:
+            raise ValueError(f"detector: time went backwards ({t_ms} ms after {self._last_t} ms)")
+        self._last_t = t_ms
+        self._history.append((t_ms, tuple(float(s) for s in scores)))
+        while self._history and t_ms - self._history[0][0] >= cfg.average_window_ms:
+            self._history.popleft()
+        while len(self._history) > cfg.max_history:
+            self._history.popleft()
+        count = len(self._history)
+        sums = [0.0] * len(cfg.labels)
+        for _, s in self._history:
+            for i, v in enumerate(s):
+                sums[i] += v
+        best = -1
+        for i, name in enumerate(cfg.labels):
+            if name in cfg.ignore:
+                continue
+            if best < 0 or sums[i] > sums[best]:
+                best = i
+        if best < 0 or count < cfg.min_count:
+            return None
+        if sums[best] < cfg.thresholds[best] * count:
+            return None
+        if self._last_fire is not None and t_ms - self._last_fire < cfg.suppression_ms:
+            return None
+        self._last_fire = t_ms
+        return Detection(cfg.labels[best], sums[best] / count, t_ms, best)

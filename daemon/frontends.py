@@ -1,0 +1,351 @@
+"""Feature front ends: audio clip in, 2-D feature map (frames, bins) out.
+
+One code path for training and inference: the trainer imports this module, so the features a
+model was trained on are the features it sees on the Pi (and, for ``q15``, on the RP2040).
+
+Front ends
+----------
+``stft``   scipy.signal.stft(fs=16000, nperseg=255, noverlap=124, nfft=256), magnitude.
+           Native shape (129 bins, 124 frames); the model sees it transposed, (124, 129).
+``q15``    CMSIS-DSP fixed point, as the RP2040 firmware computes it: periodic Hann 256 in q15,
+           arm_mult_q15 -> arm_rfft_q15 (256) -> arm_cmplx_mag_q15, hop 128, 124 frames x 129
+           bins. Bit-identical to the firmware (same CMSIS-DSP release, 1.10.3).
+``logmel`` log mel energies (25 ms Hann window, 10 ms hop, 40 mel bands 20-8000 Hz), the
+           representation the NXP i.MX RT sound-classification guide recommends; (98, 40).
+
+Every front end takes one clip of exactly ``clip_samples`` samples at 16 kHz (float in [-1, 1)
+or int16) and returns float32 ``(frames, bins)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+CLIP_SAMPLES = 16000
+
+_REGISTRY: dict[str, type[FrontEnd]] = {}
+
+
+class FrontEndError(ValueError):
+    """A front end name or parameter is not valid."""
+
+
+def to_int16(audio: np.ndarray) -> np.ndarray:
+    """Float audio in [-1, 1) to int16 by round-half-even of x * 32768, saturating.
+
+    int16 input is returned unchanged. This is the conversion the RP2040's PCM path implies
+    (its samples are int16 already), so the q15 front end sees the same numbers on both sides.
+    """
+    a = np.asarray(audio)
+    if a.dtype == np.int16:
+        return a
+    return np.clip(np.round(a.astype(np.float64) * 32768.0), -32768, 32767).astype(np.int16)
+
+
+def to_float(audio: np.ndarray) -> np.ndarray:
+    """int16 or float audio to float32 in [-1, 1)."""
+    a = np.asarray(audio)
+    if a.dtype == np.int16:
+        return (a.astype(np.float32) / 32768.0).astype(np.float32)
+    return a.astype(np.float32)
+
+
+@dataclass
+class FrontEnd:
+    """Base class: parameters are dataclass fields, recorded verbatim in the bundle manifest."""
+
+    name: str = field(default="", init=False)
+    sample_rate: int = SAMPLE_RATE
+    clip_samples: int = CLIP_SAMPLES
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+
+    def params(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("name")
+        return d
+
+    def to_manifest(self) -> dict[str, Any]:
+        return {"name": self.name, "params": self.params()}
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(frames, bins) of the model-facing feature map."""
+        raise NotImplementedError
+
+    def features(self, audio: np.ndarray) -> np.ndarray:
+        """One clip -> float32 (frames, bins)."""
+        raise NotImplementedError
+
+    def _check_clip(self, audio: np.ndarray) -> np.ndarray:
+        a = np.asarray(audio)
+        if a.ndim != 1 or a.shape[0] != self.clip_samples:
+            raise FrontEndError(
+                f"{self.name}: expected a mono clip of {self.clip_samples} samples, "
+                f"got shape {a.shape}"
+            )
+        return a
+
+
+def register(cls: type[FrontEnd]) -> type[FrontEnd]:
+    _REGISTRY[cls.__dataclass_fields__["name"].default] = cls
+    return cls
+
+
+@register
+@dataclass
+class StftFrontEnd(FrontEnd):
+    """The Pi seed's features: scipy STFT magnitude."""
+
+    name: str = field(default="stft", init=False)
+    nperseg: int = 255
+    noverlap: int = 124
+    nfft: int = 256
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.native(np.zeros(self.clip_samples, np.float32)).shape[1], self.nfft // 2 + 1)
+
+    def native(self, audio: np.ndarray) -> np.ndarray:
+        """scipy's own orientation: (bins, frames) = (129, 124), float32."""
+        import scipy.signal
+
+        a = to_float(self._check_clip(audio))
+        _, _, z = scipy.signal.stft(
+            a, fs=self.sample_rate, nperseg=self.nperseg, noverlap=self.noverlap, nfft=self.nfft
+        )
+        return np.abs(z).astype(np.float32)
+
+    def features(self, audio: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(self.native(audio).T)
+
+
+def hann_q15(n: int = 256) -> np.ndarray:
+    """Periodic Hann window in q15: round(32767 * (0.5 - 0.5 cos(2 pi i / n))).
+
+    The firmware's table is generated from this function, so both sides use the same numbers.
+    """
+    i = np.arange(n, dtype=np.float64)
+    w = 0.5 - 0.5 * np.cos(2.0 * np.pi * i / n)
+    return np.round(w * 32767.0).astype(np.int16)
+
+
+@register
+@dataclass
+class Q15FrontEnd(FrontEnd):
+    """The RP2040's features: CMSIS-DSP q15 spectrogram magnitude (see module docstring)."""
+
+    name: str = field(default="q15", init=False)
+    fft_len: int = 256
+    hop: int = 128
+    frames: int = 124
+
+    def __post_init__(self) -> None:
+        need = (self.frames - 1) * self.hop + self.fft_len
+        if need > self.clip_samples:
+            raise FrontEndError(
+                f"q15: {self.frames} frames of hop {self.hop} need {need} samples, "
+                f"clip has {self.clip_samples}"
+            )
+        self._rfft: Any = None
+        self._window = hann_q15(self.fft_len)
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "sample_rate": self.sample_rate,
+            "clip_samples": self.clip_samples,
+            "fft_len": self.fft_len,
+            "hop": self.hop,
+            "frames": self.frames,
+        }
+
+    @property
+    def bins(self) -> int:
+        return self.fft_len // 2 + 1
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.frames, self.bins)
+
+    def _instance(self) -> Any:
+        if self._rfft is None:
+            try:
+                import cmsisdsp as dsp
+            except ImportError as e:  # pragma: no cover - depends on the install
+                raise FrontEndError(
+                    "q15 front end needs the 'cmsisdsp' package (pip install cmsisdsp==1.10.3)"
+                ) from e
+            inst = dsp.arm_rfft_instance_q15()
+            status = dsp.arm_rfft_init_q15(inst, self.fft_len, 0, 1)
+            if status != 0:
+                raise FrontEndError(f"q15: arm_rfft_init_q15({self.fft_len}) failed: {status}")
+            self._rfft = inst
+        return self._rfft
+
+    def frame(self, samples: np.ndarray) -> np.ndarray:
+        """One frame of ``fft_len`` int16 samples -> ``bins`` int16 magnitudes (q15 pipeline)."""
+        import cmsisdsp as dsp
+
+        inst = self._instance()
+        windowed = dsp.arm_mult_q15(np.asarray(samples, np.int16), self._window)
+        spec = dsp.arm_rfft_q15(inst, windowed)
+        # arm_rfft_q15 output: bin k at [2k], [2k+1]; bin N/2 (Nyquist) real at [N].
+        return np.asarray(dsp.arm_cmplx_mag_q15(spec[: 2 * self.bins]), dtype=np.int16)
+
+    def native(self, audio: np.ndarray) -> np.ndarray:
+        """int16 (frames, bins) magnitudes, exactly as the firmware holds them."""
+        pcm = to_int16(self._check_clip(audio))
+        out = np.empty((self.frames, self.bins), np.int16)
+        for f in range(self.frames):
+            out[f] = self.frame(pcm[f * self.hop : f * self.hop + self.fft_len])
+        return out
+
+    def features(self, audio: np.ndarray) -> np.ndarray:
+        return self.native(audio).astype(np.float32)
+
+
+@register
+@dataclass
+class LogMelFrontEnd(FrontEnd):
+    """Log mel energies: scipy STFT power, triangular mel filters (HTK mel scale), log."""
+
+    name: str = field(default="logmel", init=False)
+    win_length: int = 400
+    hop: int = 160
+    n_fft: int = 512
+    n_mels: int = 40
+    fmin: float = 20.0
+    fmax: float = 8000.0
+    log_floor: float = 1e-6
+
+    def __post_init__(self) -> None:
+        self._fb = mel_filterbank(self.n_mels, self.n_fft, self.sample_rate, self.fmin, self.fmax)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (1 + (self.clip_samples - self.win_length) // self.hop, self.n_mels)
+
+    def features(self, audio: np.ndarray) -> np.ndarray:
+        import scipy.signal
+
+        a = to_float(self._check_clip(audio)).astype(np.float64)
+        _, _, z = scipy.signal.stft(
+            a,
+            fs=self.sample_rate,
+            window="hann",
+            nperseg=self.win_length,
+            noverlap=self.win_length - self.hop,
+            nfft=self.n_fft,
+            boundary=None,
+            padded=False,
+            scaling="spectrum",
+        )
+        power = (np.abs(z) ** 2).T  # (frames, n_fft/2+1)
+        mel = power @ self._fb.T
+        return np.log(mel + self.log_floor).astype(np.float32)
+
+
+def _hz_to_mel(f: np.ndarray | float) -> np.ndarray:
+    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
+
+
+def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+    return 700.0 * (10.0 ** (np.asarray(m) / 2595.0) - 1.0)
+
+
+def mel_filterbank(n_mels: int, n_fft: int, sr: int, fmin: float, fmax: float) -> np.ndarray:
+    """(n_mels, n_fft/2+1) triangular filters on the HTK mel scale, peak 1."""
+    if not 0 <= fmin < fmax <= sr / 2:
+        raise FrontEndError(f"logmel: need 0 <= fmin < fmax <= {sr / 2}, got {fmin}, {fmax}")
+    bins = np.linspace(0, sr / 2, n_fft // 2 + 1)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    fb = np.zeros((n_mels, bins.size))
+    for m in range(n_mels):
+        lo, mid, hi = edges[m], edges[m + 1], edges[m + 2]
+        up = (bins - lo) / (mid - lo)
+        down = (hi - bins) / (hi - mid)
+        fb[m] = np.maximum(0.0, np.minimum(up, down))
+    return fb
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def create(name: str, **params: Any) -> FrontEnd:
+    """Build a front end by name; unknown names and parameters are errors that say which."""
+    if name not in _REGISTRY:
+        raise FrontEndError(f"unknown front end {name!r}; choose one of {', '.join(names())}")
+    cls = _REGISTRY[name]
+    allowed = {k for k in cls.__dataclass_fields__ if k != "name"}
+    bad = sorted(set(params) - allowed)
+    if bad:
+        raise FrontEndError(
+            f"front end {name!r}: unknown parameter(s) {', '.join(bad)}; "
+            f"allowed: {', '.join(sorted(allowed))}"
+        )
+    return cls(**params)
+
+
+def from_manifest(spec: dict[str, Any]) -> FrontEnd:
+    """Rebuild the front end a bundle manifest names (``{"name": ..., "params": {...}}``)."""
+    try:
+        return create(spec["name"], **spec.get("params", {}))
+    except KeyError as e:
+        raise FrontEndError(f"front end spec lacks key {e}") from e
+
+
+# --- int8 input quantisation (the RP2040 model's input layer) ---------------------------------
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """TFLite's QuantizeMultiplier: real = m * 2**(shift - 31), m a q31 in [2**30, 2**31)."""
+    if real <= 0.0:
+        raise ValueError(f"multiplier must be positive, got {real}")
+    mant, shift = math.frexp(real)
+    q = int(round(mant * (1 << 31)))
+    if q == (1 << 31):
+        q //= 2
+        shift += 1
+    return q, shift
+
+
+def _rounding_doubling_high_mul(a: np.ndarray, b: int) -> np.ndarray:
+    ab = a.astype(np.int64) * np.int64(b)
+    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    # C integer division truncates toward zero; emulate it.
+    s = ab + nudge
+    return np.where(s >= 0, s >> 31, -((-s) >> 31)).astype(np.int64)
+
+
+def _rounding_divide_by_pot(x: np.ndarray, exponent: int) -> np.ndarray:
+    if exponent == 0:
+        return x
+    mask = (1 << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0).astype(np.int64)
+    return (x >> exponent) + (remainder > threshold).astype(np.int64)
+
+
+def multiply_by_quantized_multiplier(x: np.ndarray, mult: int, shift: int) -> np.ndarray:
+    """TFLite reference MultiplyByQuantizedMultiplier (gemmlowp rounding), vectorised."""
+    left = shift if shift > 0 else 0
+    right = -shift if shift < 0 else 0
+    v = np.asarray(x, np.int64) * (1 << left)
+    return _rounding_divide_by_pot(_rounding_doubling_high_mul(v, mult), right)
+
+
+def q15_to_int8(mag: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """q15 magnitudes (int16) -> the int8 model input, integer-only, as the firmware does it.
+
+    q = clamp(zero_point + MultiplyByQuantizedMultiplier(mag, quantize_multiplier(1/scale)))
+    """
+    mult, shift = quantize_multiplier(1.0 / scale)
+    q = multiply_by_quantized_multiplier(np.asarray(mag, np.int64), mult, shift) + zero_point
+    return np.clip(q, -128, 127).astype(np.int8)
