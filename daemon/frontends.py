@@ -127,13 +127,15 @@ class StftFrontEnd(FrontEnd):
 
 
 def hann_q15(n: int = 256) -> np.ndarray:
-    """Periodic Hann window in q15: round(32767 * (0.5 - 0.5 cos(2 pi i / n))).
+    """Periodic Hann window in q15: round(32767 * (0.5 - 0.5 cos(2 pi i / n))), i < n.
 
-    The firmware's table is generated from this function, so both sides use the same numbers.
+    Computed for i <= n/2 and mirrored (w[n - i] = w[i]) so float round-off cannot make the
+    table asymmetric. The firmware's table is generated from this function, so both sides use
+    the same numbers.
     """
-    i = np.arange(n, dtype=np.float64)
-    w = 0.5 - 0.5 * np.cos(2.0 * np.pi * i / n)
-    return np.round(w * 32767.0).astype(np.int16)
+    half = np.arange(n // 2 + 1, dtype=np.float64)
+    w = np.round((0.5 - 0.5 * np.cos(2.0 * np.pi * half / n)) * 32767.0).astype(np.int16)
+    return np.concatenate([w, w[1 : n - n // 2][::-1]]).astype(np.int16)
 
 
 @register
