@@ -1,0 +1,50 @@
+/*
+ * es_model.h — the interface every compiled int8 model implements.
+ *
+ * `earshot-train compile BUNDLE` writes es_model_data.c/.h, which define es_model_info and
+ * es_model_invoke for one model: its weights as const arrays, a static schedule of es_kernels
+ * calls and one static arena whose offsets were planned at compile time. The pipeline codes
+ * against this header only, so swapping the model is swapping one generated .c file.
+ *
+ * Input: input_frames x input_bins int8 values, row-major (frame-major), i.e. the model's
+ * [1, frames, bins, 1] NHWC tensor. The q15 front end's magnitudes become that input with
+ *   q = clamp(input_zero_point + MultiplyByQuantizedMultiplier(mag, input_multiplier,
+ *             input_shift), -128, 127)
+ * where (input_multiplier, input_shift) = daemon.frontends.quantize_multiplier(1/input_scale),
+ * exactly daemon.frontends.q15_to_int8.
+ *
+ * Output: n_out int8 values (n_labels for softmax models; 1 for a binary sigmoid model, whose
+ * labels are [negative, positive]); probability = (q - output_zero_point) * output_scale.
+ */
+#ifndef ES_MODEL_H
+#define ES_MODEL_H
+
+#include <stdint.h>
+
+#include "es_common.h"
+
+typedef struct {
+    const char *const *labels;  /* label names, in output order */
+    uint16_t n_labels;          /* entries in labels */
+    uint16_t n_outputs;         /* int8 values es_model_invoke writes (n_labels, or 1 for sigmoid) */
+    int16_t input_frames;       /* model input height (spectrogram frames) */
+    int16_t input_bins;         /* model input width (spectrogram bins) */
+    float input_scale;          /* input quantisation scale (informational; use the multiplier) */
+    int32_t input_zero_point;   /* input quantisation zero point */
+    int32_t input_multiplier;   /* q31 multiplier of 1/input_scale (TFLite QuantizeMultiplier) */
+    int32_t input_shift;        /* its power-of-two exponent (left if > 0, right if < 0) */
+    float output_scale;         /* output quantisation scale */
+    int32_t output_zero_point;  /* output quantisation zero point */
+    const char *sha256;         /* sha256 of the .tflite the model was compiled from (hex) */
+    uint32_t arena_bytes;       /* static arena the model uses (planned peak, bytes) */
+} EsModelInfo;
+
+extern const EsModelInfo es_model_info;
+
+/*
+ * Run the model once. input: input_frames*input_bins int8 (not modified); output: n_outputs
+ * int8. Returns ES_ERR_ARG for NULL pointers, else ES_OK. Not reentrant (one static arena).
+ */
+EsStatus es_model_invoke(const int8_t *input, int8_t *output);
+
+#endif /* ES_MODEL_H */
