@@ -1,0 +1,152 @@
+"""Session fixtures shared by the whole suite: a synthetic data set and trained bundles.
+
+They are built once through the real command line (``python -m trainer ...``) and cached under
+``build/test-cache/<name>-<key>``, where the key hashes ``trainer/*.py``,
+``daemon/frontends.py`` and the fixture's parameters, so a second pytest run (or another
+engineer's run on the same tree) reuses them, and any change to the code that makes them
+rebuilds them. Builds hold a file lock, so parallel runs do not race, and are written to a
+temporary folder that is renamed into place only when complete.
+
+Fixtures
+--------
+``synth_root``     folder with ``keywords/`` (Speech Commands layout) and ``alarm/``.
+``pi_bundle``      Pi bundle (stft + simple_audio) trained on the keywords.
+``rp2040_bundle``  RP2040 bundle (q15 + ds_cnn, int8) trained on the keywords.
+``alarm_bundles``  ``{"pi": path, "rp2040": path}``: binary smoke-alarm detectors
+                   transfer-learned from the two keyword bundles.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CACHE = REPO / "build" / "test-cache"
+
+SYNTH_PER_LABEL = 60
+"""Clips per label in the fixture data set (keywords: 8 labels)."""
+TRAIN_EPOCHS = 12
+"""Epochs for the fixture bundles (early stopping may end sooner)."""
+BUILD_TIMEOUT_S = 900
+"""Upper bound on any one fixture command."""
+
+
+def code_key(params: dict) -> str:
+    """Hash of the code that makes the fixtures plus their parameters."""
+    h = hashlib.sha256()
+    files = sorted((REPO / "trainer").glob("*.py")) + [REPO / "daemon" / "frontends.py"]
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    h.update(json.dumps(params, sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def run_cli(module: str, *args: str, timeout: float = BUILD_TIMEOUT_S) -> subprocess.CompletedProcess:
+    """Run ``python -m <module> args``; a failure raises with the command's stderr."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0"}
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if proc.returncode != 0:
+        raise AssertionError(
+            f"`python -m {module} {' '.join(args)}` exited {proc.returncode}\n"
+            f"--- stdout ---\n{proc.stdout[-4000:]}\n--- stderr ---\n{proc.stderr[-8000:]}"
+        )
+    return proc
+
+
+def cached(name: str, params: dict, make: Callable[[Path], None]) -> Path:
+    """Return ``build/test-cache/<name>-<key>``, calling ``make(tmp_folder)`` if it is missing."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    final = CACHE / f"{name}-{code_key(params)}"
+    done = final / ".complete"
+    if done.is_file():
+        return final
+    with open(CACHE / f"{final.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if done.is_file():
+            return final
+        tmp = CACHE / f"{final.name}.tmp{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.mkdir()
+        make(tmp)
+        (tmp / ".complete").write_text(json.dumps(params, sort_keys=True) + "\n")
+        os.replace(tmp, final)
+    return final
+
+
+@pytest.fixture(scope="session")
+def synth_root() -> Path:
+    """Built-in synthetic data: ``keywords/`` and ``alarm/`` (small, deterministic)."""
+    params = {"seed": 0, "per_label": SYNTH_PER_LABEL, "set": "all"}
+
+    def make(tmp: Path) -> None:
+        run_cli(
+            "trainer", "synth", str(tmp), "--seed", "0", "--set", "all",
+            "--per-label", str(SYNTH_PER_LABEL),
+        )
+
+    return cached("synth", params, make)
+
+
+@pytest.fixture(scope="session")
+def keyword_bundles(synth_root: Path) -> dict[str, Path]:
+    """Both keyword bundles, trained in one command: ``{"pi": path, "rp2040": path}``."""
+    params = {"data": synth_root.name, "epochs": TRAIN_EPOCHS, "seed": 0, "target": "both"}
+
+    def make(tmp: Path) -> None:
+        run_cli(
+            "trainer", "train", str(synth_root / "keywords"), "--out", str(tmp),
+            "--target", "both", "--epochs", str(TRAIN_EPOCHS), "--seed", "0",
+        )
+
+    root = cached("keywords", params, make)
+    return {"pi": root / "pi", "rp2040": root / "rp2040"}
+
+
+@pytest.fixture(scope="session")
+def pi_bundle(keyword_bundles: dict[str, Path]) -> Path:
+    """Pi bundle (stft front end, simple_audio, float32) trained on the synthetic keywords."""
+    return keyword_bundles["pi"]
+
+
+@pytest.fixture(scope="session")
+def rp2040_bundle(keyword_bundles: dict[str, Path]) -> Path:
+    """RP2040 bundle (q15 front end, ds_cnn, full int8) trained on the synthetic keywords."""
+    return keyword_bundles["rp2040"]
+
+
+@pytest.fixture(scope="session")
+def alarm_bundles(synth_root: Path, keyword_bundles: dict[str, Path]) -> dict[str, Path]:
+    """Smoke-alarm detectors (labels [background, smoke_alarm], one sigmoid output) per target,
+    transfer-learned from the keyword bundles."""
+    params = {"data": synth_root.name, "base": keyword_bundles["pi"].parent.name,
+              "epochs": TRAIN_EPOCHS, "seed": 0}
+
+    def make(tmp: Path) -> None:
+        for target in ("pi", "rp2040"):
+            run_cli(
+                "trainer", "train", str(synth_root / "alarm"), "--out", str(tmp),
+                "--transfer-from", str(keyword_bundles[target]), "--positive", "smoke_alarm",
+                "--epochs", str(TRAIN_EPOCHS), "--seed", "0",
+            )
+
+    root = cached("alarm", params, make)
+    return {"pi": root / "pi", "rp2040": root / "rp2040"}

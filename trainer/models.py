@@ -1,0 +1,270 @@
+"""Keras 3 model builders, keyed by architecture name, and the transfer-learning head swap.
+
+Every builder takes ``(input_shape, n_classes, adapt)``: ``input_shape`` is ``(frames, bins, 1)``,
+``adapt`` a float32 batch of training features the ``Normalization`` layer learns its mean and
+variance from. Models end in a softmax (or, for a binary head, a one-unit sigmoid), so the
+exported TFLite models output probabilities.
+
+Architectures
+-------------
+``simple_audio``  the Pi seed, TensorFlow's simple_audio tutorial: resize 32x32, normalise,
+                  conv 32 3x3, conv 64 3x3, max-pool, dropout .25, flatten, dense 128,
+                  dropout .5, dense n (about 1.6M parameters).
+``rp2040_seed``   the Arm RP2040 tutorial model: resize 32x32, normalise, conv 8 filters 8x8
+                  stride 2, max-pool, flatten, dense 50, dense n (about 15K parameters).
+``ds_cnn``        our small MCU model: 4x4 average pooling of the spectrogram to (31, 32),
+                  normalise, conv 12 3x3 stride 2, two depthwise-separable blocks (24 and 32
+                  channels, stride 2), global average pool, dense n. About 2K parameters and
+                  70K MACs per inference (the seed: 15K and 100K), within DESIGN.md's budget.
+
+All MCU architectures convert to full-int8 TFLite using only the ops in ``MCU_OPS`` (the
+firmware's C kernels); ``tests/test_models.py`` checks it for each name in
+``MCU_ARCHITECTURES``.
+
+Input range (``clip_max``)
+--------------------------
+The q15 magnitudes span 0..32767 but carry their information in the low hundreds; a plain
+min/max calibration would give an int8 input scale of ~100 and round almost every value to
+zero. MCU models therefore start with ``ClipInput(clip_max)`` and are trained on
+``min(x, clip_max)``. For the int8 export that layer is bypassed and the input tensor's range is
+calibrated to exactly ``[0, clip_max]`` (scale ``clip_max/255``, zero point -128), so the int8
+input's own saturation performs the same clipping, on the device too, with no extra op.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+from keras import layers
+
+_LOGGER = logging.getLogger(__name__)
+
+MCU_OPS = frozenset(
+    {
+        "CONV_2D",
+        "DEPTHWISE_CONV_2D",
+        "MAX_POOL_2D",
+        "AVERAGE_POOL_2D",
+        "FULLY_CONNECTED",
+        "RESIZE_BILINEAR",
+        "RESIZE_NEAREST_NEIGHBOR",
+        "RESHAPE",
+        "SOFTMAX",
+        "LOGISTIC",
+        "MEAN",
+        "ADD",
+        "SUB",
+        "MUL",
+    }
+)
+"""TFLite builtin ops the RP2040 firmware's int8 kernels implement."""
+
+
+@keras.saving.register_keras_serializable(package="earshot")
+class ClipInput(layers.Layer):
+    """``min(x, max_value)``; bypassed (identity) while tracing the int8 export."""
+
+    def __init__(self, max_value: float, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.max_value = float(max_value)
+        self.bypass = False
+
+    def call(self, x):  # type: ignore[no-untyped-def]
+        if self.bypass:
+            return x
+        return keras.ops.minimum(x, self.max_value)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "max_value": self.max_value}
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One model family: how to build it and where it may run."""
+
+    name: str
+    """Key used on the command line (``--arch``) and in the manifest."""
+    build: Callable[..., keras.Model]
+    """``build(input_shape, n_classes, adapt, clip_max=None) -> keras.Model``."""
+    mcu: bool
+    """True if its full-int8 model uses only ``MCU_OPS`` and fits the RP2040 budget."""
+    summary: str
+    """One line for ``--help``."""
+
+
+def _normalizer(adapt: np.ndarray | None) -> layers.Normalization:
+    norm = layers.Normalization(axis=None, name="normalize")
+    if adapt is not None:
+        norm.adapt(np.asarray(adapt, np.float32))
+    return norm
+
+
+def _stem(x, input_shape, adapt, clip_max):  # type: ignore[no-untyped-def]
+    """Optional input clipping; ``adapt`` is clipped the same way before the normaliser sees it."""
+    if clip_max is not None:
+        x = ClipInput(clip_max, name="clip_input")(x)
+        if adapt is not None:
+            adapt = np.minimum(adapt, clip_max)
+    return x, adapt
+
+
+def build_simple_audio(
+    input_shape: tuple[int, int, int],
+    n_classes: int,
+    adapt: np.ndarray | None,
+    clip_max: float | None = None,
+) -> keras.Model:
+    inp = keras.Input(shape=input_shape, name="features")
+    x, adapt = _stem(inp, input_shape, adapt, clip_max)
+    x = layers.Resizing(32, 32, name="resize")(x)
+    x = _normalizer(_resize_np(adapt, (32, 32)))(x)
+    x = layers.Conv2D(32, 3, activation="relu")(x)
+    x = layers.Conv2D(64, 3, activation="relu")(x)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Dropout(0.25)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(128, activation="relu", name="embedding")(x)
+    x = layers.Dropout(0.5)(x)
+    out = layers.Dense(n_classes, activation="softmax", name="head")(x)
+    return keras.Model(inp, out, name="simple_audio")
+
+
+def build_rp2040_seed(
+    input_shape: tuple[int, int, int],
+    n_classes: int,
+    adapt: np.ndarray | None,
+    clip_max: float | None = None,
+) -> keras.Model:
+    inp = keras.Input(shape=input_shape, name="features")
+    x, adapt = _stem(inp, input_shape, adapt, clip_max)
+    x = layers.Resizing(32, 32, name="resize")(x)
+    x = _normalizer(_resize_np(adapt, (32, 32)))(x)
+    x = layers.Conv2D(8, 8, strides=2, activation="relu")(x)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Flatten()(x)
+    x = layers.Dropout(0.25)(x)
+    x = layers.Dense(50, activation="relu", name="embedding")(x)
+    x = layers.Dropout(0.5)(x)
+    out = layers.Dense(n_classes, activation="softmax", name="head")(x)
+    return keras.Model(inp, out, name="rp2040_seed")
+
+
+def _ds_block(x, filters: int, stride: int, name: str):  # type: ignore[no-untyped-def]
+    x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False, name=f"{name}_dw")(x)
+    x = layers.BatchNormalization(name=f"{name}_dw_bn")(x)
+    x = layers.ReLU(name=f"{name}_dw_relu")(x)
+    x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pw")(x)
+    x = layers.BatchNormalization(name=f"{name}_pw_bn")(x)
+    return layers.ReLU(name=f"{name}_pw_relu")(x)
+
+
+def build_ds_cnn(
+    input_shape: tuple[int, int, int],
+    n_classes: int,
+    adapt: np.ndarray | None,
+    clip_max: float | None = None,
+) -> keras.Model:
+    inp = keras.Input(shape=input_shape, name="features")
+    x, adapt = _stem(inp, input_shape, adapt, clip_max)
+    x = layers.AveragePooling2D((4, 4), name="pool_in")(x)
+    x = _normalizer(_pool_np(adapt, 4))(x)
+    x = layers.Conv2D(12, 3, strides=2, padding="same", use_bias=False, name="conv")(x)
+    x = layers.BatchNormalization(name="conv_bn")(x)
+    x = layers.ReLU(name="conv_relu")(x)
+    x = _ds_block(x, 24, 2, "ds1")
+    x = _ds_block(x, 32, 2, "ds2")
+    x = layers.GlobalAveragePooling2D(name="embedding")(x)
+    x = layers.Dropout(0.2)(x)
+    out = layers.Dense(n_classes, activation="softmax", name="head")(x)
+    return keras.Model(inp, out, name="ds_cnn")
+
+
+def _resize_np(x: np.ndarray | None, size: tuple[int, int]) -> np.ndarray | None:
+    """Adapt data after the same resize as the model (so the normaliser sees model-side values)."""
+    if x is None:
+        return None
+    return keras.ops.convert_to_numpy(layers.Resizing(*size)(np.asarray(x, np.float32)))
+
+
+def _pool_np(x: np.ndarray | None, k: int) -> np.ndarray | None:
+    if x is None:
+        return None
+    return keras.ops.convert_to_numpy(layers.AveragePooling2D((k, k))(np.asarray(x, np.float32)))
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    a.name: a
+    for a in (
+        Architecture("simple_audio", build_simple_audio, False, "Pi seed CNN (simple_audio)"),
+        Architecture("rp2040_seed", build_rp2040_seed, True, "Arm RP2040 tutorial CNN, ~15K params"),
+        Architecture("ds_cnn", build_ds_cnn, True, "depthwise-separable CNN, ~2K params, ~70K MACs (MCU default)"),
+    )
+}
+MCU_ARCHITECTURES: tuple[str, ...] = tuple(n for n, a in ARCHITECTURES.items() if a.mcu)
+"""Architectures whose int8 model runs on the firmware's kernels (tested bit-exactly there)."""
+PI_ARCHITECTURES: tuple[str, ...] = tuple(ARCHITECTURES)
+"""Architectures for the Pi's float model (any of them runs there)."""
+DEFAULT_ARCH = {"pi": "simple_audio", "rp2040": "ds_cnn"}
+"""Architecture used when ``--arch`` is not given, per target."""
+
+
+def build(
+    name: str,
+    input_shape: tuple[int, int, int],
+    n_classes: int,
+    adapt: np.ndarray | None,
+    clip_max: float | None = None,
+) -> keras.Model:
+    """Build architecture ``name``; unknown names are an error that lists the known ones."""
+    if name not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHITECTURES)}")
+    if n_classes < 2:
+        raise ValueError(f"a classifier needs at least 2 classes, got {n_classes}")
+    return ARCHITECTURES[name].build(tuple(input_shape), n_classes, adapt, clip_max)
+
+
+def binary_head(base: keras.Model) -> tuple[keras.Model, keras.Model]:
+    """Transfer learning: the base up to its ``embedding`` plus a new one-unit sigmoid head.
+
+    Returns ``(model, trunk)``; freeze or unfreeze ``trunk`` for the two training phases.
+    """
+    try:
+        emb = base.get_layer("embedding").output
+    except ValueError:
+        raise ValueError(f"model {base.name!r} has no 'embedding' layer to transfer from") from None
+    trunk = keras.Model(base.inputs, emb, name=f"{base.name}_trunk")
+    x = trunk.output
+    x = layers.Dropout(0.3, name="head_dropout")(x)
+    out = layers.Dense(1, activation="sigmoid", name="binary_head")(x)
+    return keras.Model(trunk.inputs, out, name=base.name), trunk
+
+
+def clip_layer(model: keras.Model) -> ClipInput | None:
+    """The model's ``ClipInput`` layer, if it has one."""
+    for layer in model.layers:
+        if isinstance(layer, ClipInput):
+            return layer
+    return None
+
+
+def count_macs(model: keras.Model) -> int:
+    """Multiply-accumulates of one inference (conv, depthwise, dense), for the summary table."""
+    total = 0
+    for layer in model.layers:
+        shape = getattr(layer, "output", None)
+        if shape is None:
+            continue
+        out = layer.output.shape
+        if isinstance(layer, layers.DepthwiseConv2D):
+            kh, kw = layer.kernel_size
+            total += int(np.prod(out[1:])) * kh * kw
+        elif isinstance(layer, layers.Conv2D):
+            kh, kw = layer.kernel_size
+            total += int(np.prod(out[1:])) * kh * kw * int(layer.input.shape[-1])
+        elif isinstance(layer, layers.Dense):
+            total += int(layer.units) * int(layer.input.shape[-1])
+    return total

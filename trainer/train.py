@@ -1,0 +1,364 @@
+"""``earshot-train train``: labelled audio in, Pi and/or RP2040 bundles out.
+
+Steps: load the data set (``trainer.datasets``), optionally augment the training split
+(``trainer.augment``), compute features once per split through ``daemon.frontends`` (the code
+path the daemon and, for q15, the firmware share), fit the architecture, export the bundle
+(``trainer.export``), then score the validation and test splits with the exported TFLite model
+through ``daemon.inference.Classifier`` (int8 input via ``q15_to_int8`` for RP2040 bundles) to
+pick thresholds and record test metrics in the manifest.
+
+Defaults: ``pi`` = ``stft`` + ``simple_audio``; ``rp2040`` = ``q15`` + ``ds_cnn``.
+
+Transfer learning (``--transfer-from BUNDLE --positive LABEL``), as in the Arm RP2040 tutorial:
+the base bundle's ``model.keras`` loses its head for a one-unit sigmoid (labels
+``["background", LABEL]``; every other folder counts as background); the head is trained with the
+base frozen and an exponentially decaying rate, then everything is fine-tuned at a low rate.
+Early stopping (on validation loss, best weights restored) ends every phase. The target, front
+end and architecture come from the base bundle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from daemon import frontends
+from daemon.bundle import load_bundle
+
+_LOGGER = logging.getLogger(__name__)
+
+DEFAULT_FRONTEND = {"pi": "stft", "rp2040": "q15"}
+"""Front end per target when ``--frontend`` is not given."""
+VAL_PERCENT = 10.0
+"""Share of the data set in the validation split (percent)."""
+TEST_PERCENT = 10.0
+"""Share of the data set in the test split (percent)."""
+CLIP_PERCENTILE = 99.9
+"""MCU inputs are clipped at this percentile of the training features (q15: at least 255)."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Everything one ``train`` run needs, validated from the command line."""
+
+    data: Path
+    """Data set root (folder per label, Speech Commands or ESC-50 layout)."""
+    out: Path
+    """Output folder; bundles go to ``out/pi`` and ``out/rp2040``."""
+    targets: tuple[str, ...] = ("pi", "rp2040")
+    """Targets to train, in order."""
+    arch: str | None = None
+    """Architecture name, or None for the target's default."""
+    frontend: str | None = None
+    """Front end name, or None for the target's default."""
+    labels: tuple[str, ...] | None = None
+    """Label subset, or None for every folder."""
+    unknown: bool = False
+    """Add an ``_unknown_`` class from the other labels."""
+    silence: bool = False
+    """Add a ``_silence_`` class from background noise."""
+    epochs: int = 30
+    """Maximum epochs per training phase (early stopping may end sooner)."""
+    batch_size: int = 32
+    """Clips per gradient step."""
+    seed: int = 0
+    """Seed for python, numpy and TensorFlow, the split and the augmentation."""
+    augment_copies: int = 1
+    """Augmented copies of each training clip added to the training split (0 = none)."""
+    learning_rate: float = 1e-3
+    """Initial Adam learning rate."""
+    patience: int = 4
+    """Early stopping patience (epochs without a better validation loss)."""
+    transfer_from: Path | None = None
+    """Base bundle for transfer learning, or None."""
+    positive: str | None = None
+    """The positive label of a transfer-learned binary detector."""
+    progress: bool = True
+    """Show progress bars."""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from . import models
+
+    p = sub.add_parser(
+        "train",
+        help="train Pi (float) and/or RP2040 (int8) bundles from labelled audio",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("data", type=Path, metavar="DATA", help="data set folder")
+    p.add_argument("--out", type=Path, required=True, help="output folder (bundles in OUT/<target>)")
+    p.add_argument("--target", choices=("pi", "rp2040", "both"), default="both",
+                   help="what to build (default: both)")
+    p.add_argument("--arch", choices=sorted(models.ARCHITECTURES),
+                   help="architecture (default: simple_audio for pi, ds_cnn for rp2040)")
+    p.add_argument("--frontend", choices=frontends.names(),
+                   help="feature front end (default: stft for pi, q15 for rp2040)")
+    p.add_argument("--labels", help="comma-separated label subset (default: every folder)")
+    p.add_argument("--unknown", action="store_true", help="add an _unknown_ class (default: off)")
+    p.add_argument("--silence", action="store_true", help="add a _silence_ class (default: off)")
+    p.add_argument("--epochs", type=int, default=30, help="max epochs per phase (default: 30)")
+    p.add_argument("--batch-size", type=int, default=32, help="clips per step (default: 32)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--augment-copies", type=int, default=1, metavar="N",
+                   help="augmented copies per training clip (default: 1; 0 = none)")
+    p.add_argument("--learning-rate", type=float, default=1e-3, help="initial rate (default: 1e-3)")
+    p.add_argument("--patience", type=int, default=4,
+                   help="early-stopping patience in epochs (default: 4)")
+    p.add_argument("--transfer-from", type=Path, metavar="BUNDLE",
+                   help="base bundle (with model.keras) for a transfer-learned binary detector")
+    p.add_argument("--positive", metavar="LABEL", help="positive label for --transfer-from")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def settings_from_args(args: argparse.Namespace) -> TrainSettings:
+    """Validate the command line into settings; errors name the flag."""
+    if args.epochs < 1:
+        raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.augment_copies < 0:
+        raise ValueError(f"--augment-copies must be >= 0, got {args.augment_copies}")
+    if (args.transfer_from is None) != (args.positive is None):
+        raise ValueError("--transfer-from and --positive go together")
+    if not args.data.is_dir():
+        raise FileNotFoundError(f"data set folder {args.data} does not exist")
+    targets = ("pi", "rp2040") if args.target == "both" else (args.target,)
+    if args.arch and args.target == "both":
+        raise ValueError("--arch needs --target pi or --target rp2040")
+    labels = tuple(s.strip() for s in args.labels.split(",") if s.strip()) if args.labels else None
+    return TrainSettings(
+        data=args.data, out=args.out, targets=targets, arch=args.arch, frontend=args.frontend,
+        labels=labels, unknown=args.unknown, silence=args.silence, epochs=args.epochs,
+        batch_size=args.batch_size, seed=args.seed, augment_copies=args.augment_copies,
+        learning_rate=args.learning_rate, patience=args.patience,
+        transfer_from=args.transfer_from, positive=args.positive,
+        progress=not args.no_progress,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    results = train_transfer(settings) if settings.transfer_from else train(settings)
+    print(summary_table(results))
+    return 0
+
+
+def seed_everything(seed: int) -> None:
+    """python, numpy and TensorFlow seeds, and deterministic TF ops."""
+    import keras
+    import tensorflow as tf
+
+    random.seed(seed)
+    np.random.seed(seed)
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def compute_features(fe: frontends.FrontEnd, clips: np.ndarray, desc: str, progress: bool = True) -> np.ndarray:
+    """Clips ``(n, samples)`` -> features ``(n, frames, bins, 1)`` float32, with a progress bar."""
+    from tqdm import tqdm
+
+    out = np.empty((len(clips), *fe.shape, 1), np.float32)
+    for i, clip in enumerate(tqdm(clips, desc=desc, unit="clip", disable=not progress, leave=False)):
+        out[i, :, :, 0] = fe.features(clip)
+    return out
+
+
+def choose_clip_max(fe: frontends.FrontEnd, feats: np.ndarray) -> float:
+    """The MCU input clip (see ``trainer.models``): a high percentile of the training features."""
+    c = float(np.percentile(feats, CLIP_PERCENTILE))
+    if isinstance(fe, frontends.Q15FrontEnd):
+        c = float(max(255, int(np.ceil(c))))
+    return c
+
+
+def _load(settings: TrainSettings, labels: tuple[str, ...] | None):  # type: ignore[no-untyped-def]
+    from .datasets import load_dataset, load_split
+
+    ds = load_dataset(
+        settings.data, labels=list(labels) if labels else None, unknown=settings.unknown,
+        silence=settings.silence, seed=settings.seed, val_percent=VAL_PERCENT,
+        test_percent=TEST_PERCENT, progress=settings.progress,
+    )
+    splits = {s: load_split(ds, s) for s in ("train", "val", "test")}
+    for s, (x, _) in splits.items():
+        if len(x) == 0:
+            raise ValueError(f"data set {settings.data}: the {s} split is empty; add more clips")
+    return ds, splits
+
+
+def _augment(settings: TrainSettings, ds: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if settings.augment_copies == 0:
+        return x, y
+    from .augment import AugmentConfig, augment_batch
+
+    xa, ya = augment_batch(x, y, AugmentConfig(), list(ds.background), settings.seed,
+                           copies=settings.augment_copies)
+    if len(xa) == len(x) * (settings.augment_copies + 1):
+        return xa, ya  # originals already included
+    return np.concatenate([x, xa]), np.concatenate([y, ya])
+
+
+def training_summary(settings: TrainSettings, ds: Any, splits: dict, labels: list[str]) -> dict[str, Any]:
+    """What the manifest records so ``evaluate`` can re-derive the test split."""
+    return {
+        "root": str(Path(settings.data).resolve()),
+        "layout": ds.layout,
+        "labels": labels,
+        "label_subset": list(settings.labels) if settings.labels else None,
+        "dataset_labels": list(ds.labels),
+        "unknown": settings.unknown,
+        "silence": settings.silence,
+        "seed": settings.seed,
+        "val_percent": VAL_PERCENT,
+        "test_percent": TEST_PERCENT,
+        "counts": {s: int(len(v[0])) for s, v in splits.items()},
+        "augment_copies": settings.augment_copies,
+        "epochs": settings.epochs,
+        "report": ds.report.summary(),
+    }
+
+
+def _fit(model: Any, train: tuple, val: tuple, settings: TrainSettings, lr: Any, epochs: int) -> Any:
+    import keras
+
+    binary = int(model.output_shape[-1]) == 1
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=lr),
+        loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    stop = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=settings.patience, restore_best_weights=True
+    )
+    return model.fit(
+        train[0], train[1], validation_data=val, epochs=epochs, batch_size=settings.batch_size,
+        callbacks=[stop], verbose=2, shuffle=True,
+    )
+
+
+def _target_features(settings, fe, ds, splits):  # type: ignore[no-untyped-def]
+    xtr, ytr = _augment(settings, ds, *splits["train"])
+    feats = {"train": (compute_features(fe, xtr, f"{fe.name} train", settings.progress), ytr)}
+    for s in ("val", "test"):
+        feats[s] = (compute_features(fe, splits[s][0], f"{fe.name} {s}", settings.progress), splits[s][1])
+    return feats
+
+
+def train(settings: TrainSettings) -> list[dict[str, Any]]:
+    """Train every target in ``settings``; returns one result row per bundle."""
+    from . import models
+
+    seed_everything(settings.seed)
+    ds, splits = _load(settings, settings.labels)
+    labels = list(ds.labels)
+    summary = training_summary(settings, ds, splits, labels)
+    _LOGGER.info("data: %s", {s: len(v[0]) for s, v in splits.items()})
+    results = []
+    for target in settings.targets:
+        seed_everything(settings.seed)
+        fe = frontends.create(settings.frontend or DEFAULT_FRONTEND[target])
+        arch = settings.arch or models.DEFAULT_ARCH[target]
+        if target == "rp2040" and arch not in models.MCU_ARCHITECTURES:
+            raise ValueError(f"--arch {arch} cannot run on the rp2040; choose one of "
+                             f"{', '.join(models.MCU_ARCHITECTURES)}")
+        feats = _target_features(settings, fe, ds, splits)
+        clip_max = choose_clip_max(fe, feats["train"][0]) if target == "rp2040" else None
+        model = models.build(arch, (*fe.shape, 1), len(labels), feats["train"][0], clip_max)
+        _LOGGER.info("%s: %s, %d parameters, %d MACs", target, arch, model.count_params(),
+                     models.count_macs(model))
+        hist = _fit(model, feats["train"], feats["val"], settings, settings.learning_rate, settings.epochs)
+        results.append(_finish(model, settings, target, arch, fe, labels, feats, splits, summary, hist))
+    return results
+
+
+def _finish(model, settings, target, arch, fe, labels, feats, splits, summary, hist):  # type: ignore[no-untyped-def]
+    """Export, then score val/test with the exported model and record thresholds and metrics."""
+    from . import evaluate, export
+
+    out = export.export_bundle(
+        model, settings.out / target, target=target, frontend=fe, labels=labels,
+        architecture=arch, thresholds={k: 0.5 for k in labels},
+        representative=_representative(feats["train"][0], settings.seed),
+        training={**summary, "epochs_run": len(hist.history["loss"])},
+        name=f"{Path(settings.data).name}-{target}",
+    )
+    b = load_bundle(out)
+    val_scores = evaluate.score_clips(b, splits["val"][0], progress=settings.progress)
+    thresholds = export.choose_thresholds(val_scores, splits["val"][1], labels)
+    metrics = evaluate.bundle_metrics(b, splits["test"][0], splits["test"][1], progress=settings.progress)
+    metrics["val_accuracy_keras"] = round(float(max(hist.history.get("val_accuracy", [0.0]))), 4)
+    export.update_manifest(out, thresholds=thresholds, metrics=metrics)
+    row = {"target": target, "arch": arch, "frontend": fe.name, "params": int(model.count_params()),
+           "epochs": len(hist.history["loss"]), "bundle": str(out), **metrics}
+    _LOGGER.info("%s bundle: %s", target, row)
+    return row
+
+
+def _representative(feats: np.ndarray, seed: int) -> np.ndarray:
+    from .export import REPRESENTATIVE_MAX
+
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(feats))[:REPRESENTATIVE_MAX]
+    return feats[np.sort(idx)]
+
+
+def train_transfer(settings: TrainSettings) -> list[dict[str, Any]]:
+    """Binary detector for ``settings.positive`` from the base bundle (module docstring)."""
+    import keras
+
+    from . import models
+
+    seed_everything(settings.seed)
+    base = load_bundle(settings.transfer_from)
+    keras_path = base.path / "model.keras"
+    if not keras_path.is_file():
+        raise FileNotFoundError(f"bundle {base.path}: no model.keras to transfer from")
+    target, arch, fe = base.manifest["target"], base.manifest["architecture"], base.frontend()
+    ds, splits = _load(settings, settings.labels)
+    if settings.positive not in ds.labels:
+        raise ValueError(f"--positive {settings.positive!r} is not a label of {settings.data} "
+                         f"(labels: {', '.join(ds.labels)})")
+    pos = list(ds.labels).index(settings.positive)
+    splits = {s: (x, (y == pos).astype(np.int64)) for s, (x, y) in splits.items()}
+    labels = ["background", settings.positive]
+    summary = {**training_summary(settings, ds, splits, labels), "positive": settings.positive,
+               "transfer_from": {"path": str(base.path.resolve()), "model_sha256": base.sha256}}
+    feats = _target_features(settings, fe, ds, splits)
+    model, trunk = models.binary_head(keras.models.load_model(keras_path))
+    steps = max(1, len(feats["train"][0]) // settings.batch_size)
+    trunk.trainable = False
+    decay = keras.optimizers.schedules.ExponentialDecay(settings.learning_rate, steps, 0.8)
+    hist = _fit(model, feats["train"], feats["val"], settings, decay, settings.epochs)
+    trunk.trainable = True
+    tune = _fit(model, feats["train"], feats["val"], settings, settings.learning_rate / 10,
+                max(1, settings.epochs // 2))
+    hist.history["loss"] += tune.history["loss"]
+    hist.history["val_accuracy"] = hist.history.get("val_accuracy", []) + tune.history.get("val_accuracy", [])
+    return [_finish(model, settings, target, arch, fe, labels, feats, splits, summary, hist)]
+
+
+def summary_table(rows: list[dict[str, Any]]) -> str:
+    """The end-of-run table: one line per bundle."""
+    head = f"{'target':<7} {'arch':<13} {'frontend':<8} {'params':>8} {'epochs':>6} " \
+           f"{'test float':>10} {'test model':>10}  bundle"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r['target']:<7} {r['arch']:<13} {r['frontend']:<8} {r['params']:>8} {r['epochs']:>6} "
+            f"{r['test_accuracy_float']:>10.3f} {r['test_accuracy']:>10.3f}  {r['bundle']}"
+        )
+    return "\n".join(lines)
+
+
+def settings_dict(settings: TrainSettings) -> dict[str, Any]:
+    """Settings as plain JSON-able values (for logs and benchmarks)."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(settings).items()}
