@@ -1,0 +1,169 @@
+/*
+ * es_kernels.h — int8 kernels with TensorFlow Lite's int8 REFERENCE semantics.
+ *
+ * Tensors are NHWC with batch 1, int8, row-major. Every kernel takes a const parameter struct
+ * (emitted into flash by `earshot-train compile`, with all multipliers and shifts already
+ * computed), an input and an output buffer owned by the caller, and returns an EsStatus:
+ * ES_ERR_ARG for NULL pointers, ES_ERR_SHAPE for inconsistent dimensions, ES_ERR_RANGE for
+ * parameters outside what the arithmetic supports. No kernel allocates, and none uses floating
+ * point: where the reference computes in float (MEAN's rescale, RESIZE_NEAREST_NEIGHBOR's source
+ * index), the compiler evaluates the float formula at compile time and emits integer tables.
+ *
+ * Fixed-point arithmetic follows gemmlowp/TFLite:
+ *   MultiplyByQuantizedMultiplier(x, m, s) = RoundingDivideByPOT(
+ *       SaturatingRoundingDoublingHighMul(x * 2^max(s,0), m), max(-s,0))
+ * Right shifts of negative values assume an arithmetic shift (gcc and clang on every target).
+ */
+#ifndef ES_KERNELS_H
+#define ES_KERNELS_H
+
+#include <stdint.h>
+
+#include "es_common.h"
+
+/* Height, width, channels of a batch-1 NHWC tensor. */
+typedef struct {
+    int32_t h;
+    int32_t w;
+    int32_t c;
+} EsDims;
+
+/* CONV_2D and DEPTHWISE_CONV_2D (per-channel quantised, dilation 1). */
+typedef struct {
+    EsDims in;
+    EsDims out;
+    int32_t kh, kw;            /* filter height, width */
+    int32_t stride_h, stride_w;
+    int32_t pad_h, pad_w;      /* top and left padding (SAME: TFLite's ComputePadding; VALID: 0) */
+    int32_t depth_multiplier;  /* depthwise: out.c = in.c * depth_multiplier; conv: unused */
+    int32_t input_offset;      /* -input zero point */
+    int32_t output_offset;     /* output zero point */
+    int32_t act_min, act_max;  /* fused activation range, in output quanta */
+    const int8_t *filter;      /* conv [out.c][kh][kw][in.c]; depthwise [kh][kw][out.c] */
+    const int32_t *bias;       /* out.c values (scale in*filter), or NULL */
+    const int32_t *mult;       /* out.c q31 multipliers */
+    const int32_t *shift;      /* out.c exponents */
+} EsConvParams;
+
+/* FULLY_CONNECTED: out[b][o] = requant(sum_i (in[b][i] + input_offset) * (w[o][i] + filter_offset)). */
+typedef struct {
+    int32_t batches;
+    int32_t in_depth;
+    int32_t out_depth;
+    int32_t input_offset;      /* -input zero point */
+    int32_t filter_offset;     /* -filter zero point (0 for the converter's symmetric weights) */
+    int32_t output_offset;     /* output zero point */
+    int32_t act_min, act_max;
+    int32_t per_channel;       /* 1: mult/shift have out_depth entries; 0: one entry */
+    const int8_t *filter;      /* [out_depth][in_depth] */
+    const int32_t *bias;       /* out_depth values, or NULL */
+    const int32_t *mult;
+    const int32_t *shift;
+} EsFullyConnectedParams;
+
+/* MAX_POOL_2D and AVERAGE_POOL_2D (input and output share scale and zero point). */
+typedef struct {
+    EsDims in;
+    EsDims out;
+    int32_t fh, fw;            /* window height, width */
+    int32_t stride_h, stride_w;
+    int32_t pad_h, pad_w;
+    int32_t act_min, act_max;
+} EsPoolParams;
+
+/* RESIZE_BILINEAR, the reference's integer path (10 fractional bits). */
+typedef struct {
+    EsDims in;
+    EsDims out;
+    int32_t align_corners;
+    int32_t half_pixel_centers;
+} EsResizeBilinearParams;
+
+/* RESIZE_NEAREST_NEIGHBOR: source row/column per output row/column, computed at compile time. */
+typedef struct {
+    EsDims in;
+    EsDims out;
+    const int16_t *src_y;      /* out.h entries */
+    const int16_t *src_x;      /* out.w entries */
+} EsResizeNearestParams;
+
+/* SOFTMAX int8 -> int8 (output scale 1/256, zero point -128), gemmlowp fixed point. */
+typedef struct {
+    int32_t rows;
+    int32_t depth;
+    int32_t input_multiplier;  /* PreprocessSoftmaxScaling(beta, input scale, 5 integer bits) */
+    int32_t input_left_shift;
+    int32_t diff_min;          /* -CalculateInputRadius(5, input_left_shift) */
+} EsSoftmaxParams;
+
+/* LOGISTIC int8 -> int8 (output scale 1/256, zero point -128), gemmlowp fixed point. */
+typedef struct {
+    int32_t size;
+    int32_t input_zero_point;
+    int32_t input_range_radius;
+    int32_t input_multiplier;  /* q31 of input scale * 2^27 */
+    int32_t input_left_shift;
+} EsLogisticParams;
+
+/*
+ * MEAN over H and W of an NHWC tensor, output one value per channel. The reference rescales
+ * in float (sum / count * scale + bias, rounded); that is a monotonic function of the integer
+ * sum, so the compiler tabulates it: output = out_min + (number of thresholds <= sum).
+ */
+typedef struct {
+    EsDims in;
+    int32_t out_min;           /* output for sums below thresholds[0] */
+    int32_t n_thresholds;      /* entries in thresholds (ascending) */
+    const int32_t *thresholds; /* smallest sum giving out_min + 1 + i */
+} EsMeanParams;
+
+/* ADD, SUB, MUL of int8 tensors with numpy-style broadcasting over 4 dimensions. */
+typedef enum { ES_BIN_ADD = 0, ES_BIN_SUB = 1, ES_BIN_MUL = 2 } EsBinaryOp;
+
+typedef struct {
+    EsBinaryOp op;
+    int32_t out_dims[4];       /* output shape, padded to 4 dimensions at the front with 1 */
+    int32_t in1_strides[4];    /* element strides of input 1 per output dimension, 0 = broadcast */
+    int32_t in2_strides[4];
+    int32_t input1_offset;     /* -zero point of input 1 */
+    int32_t input2_offset;
+    int32_t output_offset;     /* output zero point */
+    int32_t left_shift;        /* ADD/SUB: 20 (TFLite int8); MUL: 0 */
+    int32_t input1_multiplier, input1_shift;  /* ADD/SUB only */
+    int32_t input2_multiplier, input2_shift;  /* ADD/SUB only */
+    int32_t output_multiplier, output_shift;
+    int32_t act_min, act_max;
+} EsBinaryParams;
+
+/* QUANTIZE int8 -> int8 (requantise to another scale/zero point). */
+typedef struct {
+    int32_t size;
+    int32_t input_zero_point;
+    int32_t output_zero_point;
+    int32_t mult;
+    int32_t shift;
+} EsRequantizeParams;
+
+/* gemmlowp primitives, exposed for the front end's input quantisation and for tests. */
+int32_t es_saturating_rounding_doubling_high_mul(int32_t a, int32_t b);
+int32_t es_rounding_divide_by_pot(int32_t x, int32_t exponent);
+int32_t es_multiply_by_quantized_multiplier(int32_t x, int32_t mult, int32_t shift);
+
+EsStatus es_conv2d_s8(const EsConvParams *p, const int8_t *input, int8_t *output);
+EsStatus es_depthwise_conv2d_s8(const EsConvParams *p, const int8_t *input, int8_t *output);
+EsStatus es_fully_connected_s8(const EsFullyConnectedParams *p, const int8_t *input,
+                               int8_t *output);
+EsStatus es_max_pool2d_s8(const EsPoolParams *p, const int8_t *input, int8_t *output);
+EsStatus es_avg_pool2d_s8(const EsPoolParams *p, const int8_t *input, int8_t *output);
+EsStatus es_resize_bilinear_s8(const EsResizeBilinearParams *p, const int8_t *input,
+                               int8_t *output);
+EsStatus es_resize_nearest_s8(const EsResizeNearestParams *p, const int8_t *input,
+                              int8_t *output);
+EsStatus es_softmax_s8(const EsSoftmaxParams *p, const int8_t *input, int8_t *output);
+EsStatus es_logistic_s8(const EsLogisticParams *p, const int8_t *input, int8_t *output);
+EsStatus es_mean_hw_s8(const EsMeanParams *p, const int8_t *input, int8_t *output);
+EsStatus es_binary_s8(const EsBinaryParams *p, const int8_t *input1, const int8_t *input2,
+                      int8_t *output);
+EsStatus es_requantize_s8(const EsRequantizeParams *p, const int8_t *input, int8_t *output);
+
+#endif /* ES_KERNELS_H */
