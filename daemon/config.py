@@ -1,0 +1,345 @@
+"""The daemon's settings: a TOML file, every key overridable on the command line, validated.
+
+The file (default ``/etc/earshot/earshot.toml``, see ``config/earshot.toml`` for every key) has
+one table per subsystem. Each key ``[table] key`` has the flag ``--table-key`` (underscores become
+dashes): ``[mic] device`` is ``--mic-device``, ``[oled] address`` is ``--oled-address``. Booleans
+take ``--oled-enabled`` / ``--no-oled-enabled``; lists take comma-separated values.
+
+Unknown tables or keys and bad values refuse to start: :class:`ConfigError` names the key (and
+its flag) and the allowed values. After validation the settings are frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+DEFAULT_PATH = Path("/etc/earshot/earshot.toml")
+
+
+class ConfigError(ValueError):
+    """The configuration is unusable; the message names the key and the allowed values."""
+
+
+def opt(default: Any, help: str, **rules: Any) -> Any:
+    """A settings field: its default, its one-line help (with units) and validation rules.
+
+    Rules: ``choices`` (allowed values), ``lo``/``hi`` (inclusive numeric range).
+    """
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help, **rules})
+    return field(default=default, metadata={"help": help, **rules})
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Which bundle to run."""
+
+    bundle: str = opt("/var/lib/earshot/bundles/pi", "model bundle folder (manifest.json)")
+    threads: int = opt(1, "interpreter threads", lo=1, hi=8)
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """Where the audio comes from."""
+
+    kind: str = opt("mic", "audio source", choices=("mic", "wav", "stdin"))
+    wav: str = opt("", "WAV file to read when kind = wav")
+    realtime: bool = opt(True, "pace the WAV source at real time (false: as fast as possible)")
+    stdin_rate: int = opt(16000, "sample rate of raw PCM on stdin (Hz)", lo=8000, hi=192000)
+    stdin_format: str = opt(
+        "int16", "sample format of raw PCM on stdin (little-endian)",
+        choices=("int16", "int32", "float32"),
+    )
+    stdin_channels: int = opt(1, "interleaved channels of raw PCM on stdin", lo=1, hi=8)
+
+
+@dataclass(frozen=True)
+class MicSettings:
+    """The ALSA capture device (PyAudio) and the SPH0645 conditioning."""
+
+    device: str = opt("", "input device: index or name substring ('' = ALSA default)")
+    rate: int = opt(48000, "device sample rate (Hz); resampled to 16 kHz", lo=8000, hi=192000)
+    channels: int = opt(2, "channels to open (SPH0645 on I2S: 2)", lo=1, hi=8)
+    channel: int = opt(0, "the live channel (SPH0645 SEL low: 0 = left)", lo=0, hi=7)
+    format: str = opt("int32", "sample format (SPH0645: int32)", choices=("int16", "int32"))
+    gain_db: float = opt(0.0, "digital gain after DC removal (dB)", lo=-20.0, hi=60.0)
+    highpass_hz: float = opt(20.0, "DC-removing high-pass corner (Hz, 0 = off)", lo=0.0, hi=500.0)
+    discard_ms: int = opt(300, "audio discarded after opening (start-up click, ms)", lo=0, hi=10000)
+    chunk_ms: int = opt(50, "capture buffer per read (ms)", lo=5, hi=1000)
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """Ring buffer, hop, window choice and silence gate."""
+
+    hop_ms: int = opt(100, "time between inferences (ms)", lo=10, hi=250)
+    window: str = opt(
+        "sliding", "1 s window: the latest second, or centred on the loudest point",
+        choices=("sliding", "loudest"),
+    )
+    buffer_ms: int = opt(1500, "audio kept for the loudest-point search (ms)", lo=1000, hi=10000)
+    gate_p2p_dbfs: float = opt(
+        -50.0, "silence gate: minimum peak-to-peak level of the window (dBFS)", lo=-200.0, hi=6.1
+    )
+    gate_rms_dbfs: float = opt(
+        -65.0, "silence gate: minimum RMS level of the window (dBFS)", lo=-200.0, hi=0.0
+    )
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """The recogniser's timing rules (thresholds come from the bundle)."""
+
+    average_window_ms: int = opt(300, "scores from this long are averaged (ms)", lo=1, hi=10000)
+    min_count: int = opt(2, "results needed in the window before anything fires", lo=1, hi=64)
+    suppression_ms: int = opt(1500, "nothing fires this long after a detection (ms)", lo=0, hi=60000)
+    ignore: list[str] = opt([], "labels that never fire, besides _background_ ones")
+    threshold_offset: float = opt(
+        0.0, "added to every bundle threshold (clipped to 0..1)", lo=-1.0, hi=1.0
+    )
+
+
+@dataclass(frozen=True)
+class OledSettings:
+    """The SSD1306 display on I2C."""
+
+    enabled: bool = opt(True, "drive the OLED")
+    bus: int = opt(1, "I2C bus number (/dev/i2c-N)", lo=0, hi=255)
+    address: int = opt(0x3C, "I2C address (60 = 0x3C)", lo=0x03, hi=0x77)
+    width: int = opt(128, "display width (px)", choices=(128,))
+    height: int = opt(64, "display height (px)", choices=(64, 32))
+    hold_s: float = opt(5.0, "how long an alert stays on screen (s)", lo=0.0, hi=3600.0)
+    refresh_hz: float = opt(4.0, "idle screen refresh rate (Hz)", lo=0.1, hi=30.0)
+    rotate: bool = opt(False, "rotate the picture by 180 degrees")
+    save_png_dir: str = opt("", "also save every frame drawn as PNG in this folder ('' = off)")
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    """Where detections go besides the OLED."""
+
+    journal: str = opt(
+        "auto", "journald logging (auto: when started by systemd)", choices=("auto", "on", "off")
+    )
+    json: str = opt("", "JSON lines of detections: a file path, '-' for stdout, '' = off")
+    source_name: str = opt("mic", "SOURCE name of the local microphone's detections")
+
+
+@dataclass(frozen=True)
+class SerialSettings:
+    """Picos over USB serial (reserved for ``earshotd picos`` / daemon.serial_host)."""
+
+    enabled: bool = opt(False, "host Picos on USB serial ports")
+    ports: list[str] = opt(["auto"], "serial ports, or 'auto' for USB VID 0x2E8A")
+    baud: int = opt(115200, "serial baud rate", lo=1200, hi=4000000)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything ``earshotd run`` needs, validated."""
+
+    model: ModelSettings = field(default_factory=ModelSettings)
+    source: SourceSettings = field(default_factory=SourceSettings)
+    mic: MicSettings = field(default_factory=MicSettings)
+    stream: StreamSettings = field(default_factory=StreamSettings)
+    detector: DetectorSettings = field(default_factory=DetectorSettings)
+    oled: OledSettings = field(default_factory=OledSettings)
+    output: OutputSettings = field(default_factory=OutputSettings)
+    serial: SerialSettings = field(default_factory=SerialSettings)
+
+
+_CLASSES: dict[str, Any] = {
+    "model": ModelSettings, "source": SourceSettings, "mic": MicSettings,
+    "stream": StreamSettings, "detector": DetectorSettings, "oled": OledSettings,
+    "output": OutputSettings, "serial": SerialSettings,
+}
+_TYPES = {name: {f.name: f for f in dataclasses.fields(cls)} for name, cls in _CLASSES.items()}
+
+
+def flag_name(section: str, key: str) -> str:
+    return f"--{section}-{key}".replace("_", "-")
+
+
+def _kind(f: dataclasses.Field) -> str:
+    d = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+    return {bool: "bool", int: "int", float: "float", str: "str", list: "list"}[type(d)]
+
+
+def _describe(f: dataclasses.Field) -> str:
+    kind = _kind(f)
+    m = f.metadata
+    if "choices" in m:
+        return "one of " + ", ".join(repr(c) if isinstance(c, str) else str(c) for c in m["choices"])
+    if kind in ("int", "float"):
+        noun = "an integer" if kind == "int" else "a number"
+        if "lo" in m and "hi" in m:
+            return f"{noun} from {m['lo']} to {m['hi']}"
+        return noun
+    return {"bool": "true or false", "str": "a string", "list": "a list of strings"}[kind]
+
+
+def _check(section: str, f: dataclasses.Field, value: Any, origin: str) -> Any:
+    """Validate one value; returns it converted to the field's type."""
+    kind = _kind(f)
+    where = f"{origin}: {section}.{f.name} ({flag_name(section, f.name)})"
+    bad = ConfigError(f"{where} must be {_describe(f)}, got {value!r}")
+    if section == "mic" and f.name == "device" and isinstance(value, int) and value >= 0:
+        value = str(value)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise bad
+    elif kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+    elif kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            raise bad
+        value = float(value)
+    elif kind == "str":
+        if not isinstance(value, str):
+            raise bad
+    elif kind == "list":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad
+    m = f.metadata
+    if "choices" in m and value not in m["choices"]:
+        raise bad
+    if "lo" in m and not m["lo"] <= value <= m["hi"]:
+        raise bad
+    return value
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config {path}: no such file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config {path}: not valid TOML ({e})") from None
+    except OSError as e:
+        raise ConfigError(f"config {path}: cannot read ({e.strerror})") from None
+
+
+def build(
+    table: dict[str, Any], overrides: dict[tuple[str, str], Any] | None = None, origin: str = ""
+) -> Settings:
+    """Validate a parsed TOML document plus CLI overrides ``{(section, key): value}``."""
+    origin = origin or "config"
+    values: dict[str, dict[str, Any]] = {}
+    for section, body in table.items():
+        if section not in _TYPES:
+            raise ConfigError(
+                f"{origin}: unknown table [{section}] (allowed: {', '.join(_TYPES)})"
+            )
+        if not isinstance(body, dict):
+            raise ConfigError(f"{origin}: [{section}] must be a table of keys")
+        fields = _TYPES[section]
+        for key, value in body.items():
+            if key not in fields:
+                raise ConfigError(
+                    f"{origin}: unknown key {section}.{key} "
+                    f"(allowed in [{section}]: {', '.join(fields)})"
+                )
+            values.setdefault(section, {})[key] = _check(section, fields[key], value, origin)
+    for (section, key), value in (overrides or {}).items():
+        values.setdefault(section, {})[key] = _check(
+            section, _TYPES[section][key], value, "command line"
+        )
+    parts = {s: _CLASSES[s](**values.get(s, {})) for s in _CLASSES}
+    settings = Settings(**parts)
+    _cross_check(settings, origin)
+    return settings
+
+
+def _cross_check(s: Settings, origin: str) -> None:
+    if s.mic.channel >= s.mic.channels:
+        raise ConfigError(
+            f"{origin}: mic.channel (--mic-channel) must be from 0 to {s.mic.channels - 1} "
+            f"(mic.channels is {s.mic.channels}), got {s.mic.channel}"
+        )
+    if s.source.kind == "wav" and not s.source.wav:
+        raise ConfigError(f"{origin}: source.wav (--source-wav) must name a WAV file when "
+                          "source.kind is 'wav'")
+
+
+def load(path: str | Path | None, overrides: dict[tuple[str, str], Any] | None = None) -> Settings:
+    """Read ``path`` (None: the default path if it exists, else defaults) and apply overrides."""
+    if path is None:
+        if not DEFAULT_PATH.exists():
+            return build({}, overrides, "defaults")
+        path = DEFAULT_PATH
+    p = Path(path)
+    return build(_read_toml(p), overrides, f"config {p}")
+
+
+# -- command line ----------------------------------------------------------------------------
+
+
+def _parse_cli(kind: str, flag: str):  # type: ignore[no-untyped-def]
+    def parse(text: str) -> Any:
+        if kind == "int":
+            try:
+                return int(text, 0)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if kind == "float":
+            try:
+                return float(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if kind == "list":
+            return [t.strip() for t in text.split(",") if t.strip()]
+        return text
+
+    return parse
+
+
+def add_arguments(parser: argparse.ArgumentParser, sections: tuple[str, ...] | None = None) -> None:
+    """Add ``--config`` and one flag per key, grouped by subsystem."""
+    parser.add_argument(
+        "--config", metavar="TOML", default=None,
+        help=f"config file (default: {DEFAULT_PATH} if it exists, else built-in defaults)",
+    )
+    for section, fields in _TYPES.items():
+        if sections is not None and section not in sections:
+            continue
+        group = parser.add_argument_group(f"[{section}]", _CLASSES[section].__doc__)
+        for f in fields.values():
+            kind = _kind(f)
+            default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+            shown = ",".join(default) if kind == "list" else default
+            help_text = f"{f.metadata['help']} (default: {shown!r})".replace("%", "%%")
+            dest = f"cfg__{section}__{f.name}"
+            if kind == "bool":
+                group.add_argument(
+                    flag_name(section, f.name), dest=dest, default=None,
+                    action=argparse.BooleanOptionalAction, help=help_text,
+                )
+            else:
+                group.add_argument(
+                    flag_name(section, f.name), dest=dest, default=None,
+                    type=_parse_cli(kind, flag_name(section, f.name)), metavar=kind.upper(),
+                    help=help_text,
+                )
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[tuple[str, str], Any]:
+    out: dict[tuple[str, str], Any] = {}
+    for name, value in vars(args).items():
+        if name.startswith("cfg__") and value is not None:
+            _, section, key = name.split("__", 2)
+            out[(section, key)] = value
+    return out
+
+
+def from_args(args: argparse.Namespace) -> Settings:
+    """Settings from ``--config`` plus every flag given (raises ConfigError)."""
+    return load(args.config, overrides_from_args(args))

@@ -1,0 +1,161 @@
+"""Detections out: the ``Alert`` event, the sinks that consume it, and logging setup.
+
+Anything that detects a sound (the local microphone's recogniser, a Pico on USB serial) makes an
+:class:`Alert` and hands it to :meth:`Outputs.publish`; every sink (journald/stderr log, JSON
+lines, OLED) gets it. A sink is any object with ``alert(a)``, ``level(source, p2p, rms)`` and
+``close()``; a sink that raises is logged and never stops the others or the detection loop.
+
+Logging: under systemd (``INVOCATION_ID`` or ``JOURNAL_STREAM`` set, or ``[output] journal =
+"on"``) records go to journald through systemd-python's ``JournalHandler``; an alert record
+carries the structured fields LABEL, SCORE, SOURCE, MODEL_SHA256 (and STREAM_T_MS). Otherwise
+plain lines on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import IO, Any, Protocol
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One detection, from any source."""
+
+    label: str
+    """The detected label."""
+    score: float
+    """Its averaged score, 0..1."""
+    source: str
+    """Where it was heard: the local mic's name (``[output] source_name``) or a Pico's id."""
+    t: float
+    """Wall-clock time of the detection (s since the epoch)."""
+    model_sha256: str = ""
+    """sha256 of the model that made it."""
+    stream_t_ms: int | None = None
+    """Stream time of the detection (ms since the source started), when known."""
+
+
+class Sink(Protocol):
+    def alert(self, a: Alert) -> None: ...
+    def level(self, source: str, p2p_dbfs: float, rms_dbfs: float) -> None: ...
+    def close(self) -> None: ...
+
+
+class Outputs:
+    """Fan-out to every sink; thread-safe, so the serial host's threads can publish too."""
+
+    def __init__(self, sinks: list[Any]) -> None:
+        self.sinks = list(sinks)
+        self._lock = threading.Lock()
+
+    def publish(self, a: Alert) -> None:
+        with self._lock:
+            for s in self.sinks:
+                try:
+                    s.alert(a)
+                except Exception:
+                    _LOGGER.exception("output %s failed on an alert", type(s).__name__)
+
+    def level(self, source: str, p2p_dbfs: float, rms_dbfs: float) -> None:
+        with self._lock:
+            for s in self.sinks:
+                try:
+                    s.level(source, p2p_dbfs, rms_dbfs)
+                except Exception:
+                    _LOGGER.exception("output %s failed on a level update", type(s).__name__)
+
+    def close(self) -> None:
+        for s in self.sinks:
+            try:
+                s.close()
+            except Exception:
+                _LOGGER.exception("output %s failed to close", type(s).__name__)
+
+
+class LogSink:
+    """Each alert as a log record with journald fields LABEL, SCORE, SOURCE, MODEL_SHA256."""
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self._log = logger or logging.getLogger("daemon.alerts")
+
+    def alert(self, a: Alert) -> None:
+        fields = {
+            "LABEL": a.label, "SCORE": f"{a.score:.3f}", "SOURCE": a.source,
+            "MODEL_SHA256": a.model_sha256,
+        }
+        if a.stream_t_ms is not None:
+            fields["STREAM_T_MS"] = str(a.stream_t_ms)
+        self._log.info("detected %s (%.2f) from %s", a.label, a.score, a.source, extra=fields)
+
+    def level(self, source: str, p2p_dbfs: float, rms_dbfs: float) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class JsonLinesSink:
+    """One JSON object per alert, to a file (appended) or stdout (``-``), flushed each line."""
+
+    def __init__(self, target: str) -> None:
+        self._own = target != "-"
+        try:
+            self._fh: IO[str] = open(target, "a", encoding="utf-8") if self._own else sys.stdout
+        except OSError as e:
+            raise OSError(f"output.json {target!r}: cannot open ({e.strerror})") from None
+
+    def alert(self, a: Alert) -> None:
+        d = asdict(a)
+        d["score"] = round(a.score, 4)
+        self._fh.write(json.dumps(d) + "\n")
+        self._fh.flush()
+
+    def level(self, source: str, p2p_dbfs: float, rms_dbfs: float) -> None:
+        pass
+
+    def close(self) -> None:
+        if self._own:
+            self._fh.close()
+
+
+def under_systemd() -> bool:
+    return bool(os.environ.get("INVOCATION_ID") or os.environ.get("JOURNAL_STREAM"))
+
+
+def setup_logging(journal: str = "auto", debug: bool = False) -> str:
+    """Route the root logger to journald or stderr; returns which ("journal" or "stderr")."""
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    use_journal = journal == "on" or (journal == "auto" and under_systemd())
+    if use_journal:
+        try:
+            from systemd.journal import JournalHandler
+
+            root.addHandler(JournalHandler(SYSLOG_IDENTIFIER="earshotd"))
+            return "journal"
+        except ImportError:
+            _fallback(root)
+            _LOGGER.warning("journald logging needs systemd-python; logging to stderr")
+            return "stderr"
+    _fallback(root)
+    return "stderr"
+
+
+def _fallback(root: logging.Logger) -> None:
+    h = logging.StreamHandler(sys.stderr)
+    h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(h)
+
+
+def now() -> float:
+    return time.time()
