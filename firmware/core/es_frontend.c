@@ -1,0 +1,143 @@
+/* es_frontend.c — the q15 front end (see es_frontend.h for the contract). */
+#include "es_frontend.h"
+
+#include <string.h>
+
+#include "es_hann_q15.h"
+
+_Static_assert(sizeof ES_HANN_Q15 / sizeof ES_HANN_Q15[0] == ES_FFT_LEN,
+               "Hann table must have ES_FFT_LEN entries");
+_Static_assert(ES_BLOCK % ES_HOP == 0, "a block must hold whole hops");
+_Static_assert((ES_FRAMES - 1) * ES_HOP + ES_FFT_LEN == ES_CLIP_SAMPLES,
+               "124 frames of hop 128 must cover the 1 s clip exactly");
+
+EsStatus es_frontend_init(EsFrontEnd *fe)
+{
+    if (fe == NULL) {
+        return ES_ERR_ARG;
+    }
+    memset(fe, 0, sizeof *fe);
+    /* forward transform (ifftFlag 0), output in natural order (bitReverseFlag 1) */
+    if (arm_rfft_init_q15(&fe->rfft, ES_FFT_LEN, 0U, 1U) != ARM_MATH_SUCCESS) {
+        return ES_ERR_UNSUPPORTED;
+    }
+    return ES_OK;
+}
+
+EsStatus es_frontend_frame(EsFrontEnd *fe, const int16_t samples[ES_FFT_LEN], int16_t out[ES_BINS])
+{
+    if (fe == NULL || samples == NULL || out == NULL) {
+        return ES_ERR_ARG;
+    }
+    arm_mult_q15(samples, ES_HANN_Q15, fe->windowed, ES_FFT_LEN);
+    /* arm_rfft_q15 uses its source as scratch, hence the separate windowed buffer */
+    arm_rfft_q15(&fe->rfft, fe->windowed, fe->spectrum);
+    /* bin k at [2k], [2k+1]; bin N/2 (Nyquist) real part at [N], imaginary 0 at [N+1] */
+    arm_cmplx_mag_q15(fe->spectrum, out, ES_BINS);
+    return ES_OK;
+}
+
+EsStatus es_frontend_push_block(EsFrontEnd *fe, const int16_t block[ES_BLOCK],
+                                int16_t frames[ES_FRAMES_PER_BLOCK][ES_BINS])
+{
+    if (fe == NULL || block == NULL || frames == NULL) {
+        return ES_ERR_ARG;
+    }
+    /* Copy counts are in samples times sizeof: the seed copied 128 bytes (64 samples) here. */
+    memcpy(fe->work, fe->tail, ES_TAIL * sizeof fe->work[0]);
+    memcpy(fe->work + ES_TAIL, block, ES_BLOCK * sizeof fe->work[0]);
+    for (size_t f = 0; f < ES_FRAMES_PER_BLOCK; f++) {
+        EsStatus st = es_frontend_frame(fe, fe->work + f * ES_HOP, frames[f]);
+        if (st != ES_OK) {
+            return st;
+        }
+    }
+    memcpy(fe->tail, fe->work + ES_BLOCK, ES_TAIL * sizeof fe->tail[0]);
+    fe->blocks++;
+    return ES_OK;
+}
+
+EsStatus es_frontend_clip(EsFrontEnd *fe, const int16_t clip[ES_CLIP_SAMPLES], EsSpectrogram *out)
+{
+    if (fe == NULL || clip == NULL || out == NULL) {
+        return ES_ERR_ARG;
+    }
+    for (size_t f = 0; f < ES_FRAMES; f++) {
+        EsStatus st = es_frontend_frame(fe, clip + f * ES_HOP, out->mag[f]);
+        if (st != ES_OK) {
+            return st;
+        }
+    }
+    return ES_OK;
+}
+
+EsStatus es_spectrogram_clear(EsSpectrogram *spec)
+{
+    if (spec == NULL) {
+        return ES_ERR_ARG;
+    }
+    memset(spec, 0, sizeof *spec);
+    return ES_OK;
+}
+
+EsStatus es_spectrogram_push(EsSpectrogram *spec, const int16_t (*frames)[ES_BINS], size_t n)
+{
+    if (spec == NULL || frames == NULL || n > ES_FRAMES) {
+        return ES_ERR_ARG;
+    }
+    memmove(spec->mag[0], spec->mag[n], (ES_FRAMES - n) * sizeof spec->mag[0]);
+    memcpy(spec->mag[ES_FRAMES - n], frames, n * sizeof spec->mag[0]);
+    return ES_OK;
+}
+
+/* gemmlowp RoundingDivideByPOT on int64 (arithmetic >> of negatives, as gcc does). */
+static int64_t rounding_divide_by_pot(int64_t x, int32_t exponent)
+{
+    if (exponent == 0) {
+        return x;
+    }
+    const int64_t mask = (int64_t)(((uint64_t)1 << exponent) - 1U);
+    const int64_t remainder = x & mask;
+    const int64_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+int32_t es_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int32_t shift)
+{
+    const int32_t left = shift > 0 ? shift : 0;
+    const int32_t right = shift > 0 ? 0 : -shift;
+    if (left > 16) {
+        /* |x| * 2^left * multiplier / 2^31 >= 2^16 for any x != 0: far outside int8 */
+        return x == 0 ? 0 : (x > 0 ? (1 << 24) : -(1 << 24));
+    }
+    const int64_t v = (int64_t)x * ((int64_t)1 << left);
+    /* SaturatingRoundingDoublingHighMul; v fits int32 here, so it never saturates */
+    const int64_t ab = v * (int64_t)multiplier;
+    const int64_t nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
+    const int64_t high = (ab + nudge) / ((int64_t)1 << 31); /* C division truncates to zero */
+    return (int32_t)rounding_divide_by_pot(high, right);
+}
+
+EsStatus es_frontend_quantize(const int16_t *mag, size_t n, int32_t multiplier, int32_t shift,
+                              int32_t zero_point, int8_t *out)
+{
+    if (mag == NULL || out == NULL) {
+        return ES_ERR_ARG;
+    }
+    if (multiplier < (INT32_C(1) << 30) || shift < -31 || shift > 30) {
+        return ES_ERR_ARG;
+    }
+    if (zero_point < -128 || zero_point > 127) {
+        return ES_ERR_ARG;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int32_t q = zero_point + es_multiply_by_quantized_multiplier(mag[i], multiplier, shift);
+        if (q < -128) {
+            q = -128;
+        } else if (q > 127) {
+            q = 127;
+        }
+        out[i] = (int8_t)q;
+    }
+    return ES_OK;
+}

@@ -1,0 +1,90 @@
+/*
+ * es_frontend.h — the q15 front end: 16 kHz int16 PCM in, CMSIS-DSP magnitude spectrogram out.
+ *
+ * Exactly daemon/frontends.py's Q15FrontEnd, computed with the C sources of the same CMSIS-DSP
+ * release as the Python package (1.10.3), so the two agree to the bit:
+ *   frame of 256 samples -> arm_mult_q15 with the periodic Hann q15 table (es_hann_q15.h)
+ *   -> arm_rfft_q15 (256, forward, bit reversal on) -> arm_cmplx_mag_q15 over bins 0..128.
+ * Frames start every 128 samples; a 1 s clip (16000 samples) gives 124 frames x 129 bins.
+ *
+ * Streaming: es_frontend_push_block takes 512 new samples (32 ms) and yields the 4 frames that
+ * end inside them. It keeps the last 128 samples of the previous block as the overlap tail
+ * (zeros at start-up, as if silence preceded the stream). After block b (0-based) the newest
+ * frame ends at the block's last sample, so the last 124 frames are exactly Q15FrontEnd.native()
+ * of the last 16000 samples of the stream (with zeros before sample 0).
+ *
+ * EsSpectrogram is the rolling 124 x 129 int16 spectrogram (oldest frame first, as the model
+ * sees it); es_frontend_quantize turns magnitudes into the model's int8 input with TFLite's
+ * MultiplyByQuantizedMultiplier, bit for bit daemon.frontends.q15_to_int8.
+ */
+#ifndef ES_FRONTEND_H
+#define ES_FRONTEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arm_math.h"
+#include "es_common.h"
+
+#define ES_SAMPLE_RATE 16000  /* Hz */
+#define ES_FFT_LEN 256        /* samples per frame */
+#define ES_HOP 128            /* samples between frame starts */
+#define ES_BINS 129           /* ES_FFT_LEN / 2 + 1 magnitudes per frame */
+#define ES_FRAMES 124         /* frames in a 1 s clip: (16000 - 256) / 128 + 1 */
+#define ES_CLIP_SAMPLES 16000 /* samples in the clip the model sees (1 s) */
+#define ES_BLOCK 512          /* samples per block of the firmware loop (32 ms) */
+#define ES_FRAMES_PER_BLOCK (ES_BLOCK / ES_HOP)   /* 4 */
+#define ES_TAIL (ES_FFT_LEN - ES_HOP)             /* 128 overlap samples kept between blocks */
+
+typedef struct {
+    arm_rfft_instance_q15 rfft;             /* CMSIS-DSP real FFT, 256 points */
+    int16_t tail[ES_TAIL];                  /* last 128 samples of the previous block */
+    int16_t work[ES_TAIL + ES_BLOCK];       /* tail followed by the new block */
+    q15_t windowed[ES_FFT_LEN];             /* one frame times the Hann table */
+    q15_t spectrum[2 * ES_FFT_LEN];         /* arm_rfft_q15 output (it writes 2N values) */
+    uint32_t blocks;                        /* blocks pushed since init */
+} EsFrontEnd;
+
+typedef struct {
+    int16_t mag[ES_FRAMES][ES_BINS]; /* magnitudes, row 0 the oldest frame */
+} EsSpectrogram;
+
+/* Reset: tail zeroed, FFT initialised. ES_ERR_ARG: fe NULL; ES_ERR_UNSUPPORTED: FFT init failed. */
+EsStatus es_frontend_init(EsFrontEnd *fe);
+
+/* One frame of ES_FFT_LEN samples -> ES_BINS magnitudes. ES_ERR_ARG: NULL pointers. */
+EsStatus es_frontend_frame(EsFrontEnd *fe, const int16_t samples[ES_FFT_LEN],
+                           int16_t out[ES_BINS]);
+
+/*
+ * Push one block of ES_BLOCK samples; writes the ES_FRAMES_PER_BLOCK new frames, oldest first.
+ * ES_ERR_ARG: NULL pointers.
+ */
+EsStatus es_frontend_push_block(EsFrontEnd *fe, const int16_t block[ES_BLOCK],
+                                int16_t frames[ES_FRAMES_PER_BLOCK][ES_BINS]);
+
+/* From scratch: one clip of ES_CLIP_SAMPLES samples -> the whole spectrogram (no streaming). */
+EsStatus es_frontend_clip(EsFrontEnd *fe, const int16_t clip[ES_CLIP_SAMPLES],
+                          EsSpectrogram *out);
+
+/* Zero every frame (the spectrogram of silence). ES_ERR_ARG: spec NULL. */
+EsStatus es_spectrogram_clear(EsSpectrogram *spec);
+
+/* Drop the n oldest frames and append n new ones (n <= ES_FRAMES). ES_ERR_ARG: NULL, n too big. */
+EsStatus es_spectrogram_push(EsSpectrogram *spec, const int16_t (*frames)[ES_BINS], size_t n);
+
+/*
+ * TFLite reference MultiplyByQuantizedMultiplier(x, multiplier, shift) for |x| < 2^15 and
+ * shift <= 16 (beyond that the result exceeds any int8 anyway and is saturated to +-2^24).
+ */
+int32_t es_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int32_t shift);
+
+/*
+ * mag[0..n) -> out[0..n): clamp(zero_point + MultiplyByQuantizedMultiplier(mag, multiplier,
+ * shift), -128, 127), with (multiplier, shift) = QuantizeMultiplier(1 / input_scale).
+ * ES_ERR_ARG: NULL pointers, multiplier not in [2^30, 2^31), shift outside -31..30.
+ */
+EsStatus es_frontend_quantize(const int16_t *mag, size_t n, int32_t multiplier, int32_t shift,
+                              int32_t zero_point, int8_t *out);
+
+#endif /* ES_FRONTEND_H */

@@ -1,0 +1,101 @@
+/* es_pipeline.c — the block loop (see es_pipeline.h). */
+#include "es_pipeline.h"
+
+#include <string.h>
+
+static EsStatus check_model(const EsDetectorConfig *cfg)
+{
+    const EsModelInfo *m = &es_model_info;
+    if (m->input_frames != ES_FRAMES || m->input_bins != ES_BINS) {
+        return ES_ERR_SHAPE;
+    }
+    if (m->n_labels != cfg->n_labels || m->n_labels > ES_DETECTOR_MAX_LABELS) {
+        return ES_ERR_SHAPE;
+    }
+    const bool softmax = m->n_outputs == m->n_labels;
+    const bool sigmoid = m->n_outputs == 1U && m->n_labels == 2U;
+    if (!softmax && !sigmoid) {
+        return ES_ERR_SHAPE;
+    }
+    /* TFLite's int8 SOFTMAX and LOGISTIC outputs are always quantised this way */
+    if (m->output_scale != 1.0f / 256.0f || m->output_zero_point != -128) {
+        return ES_ERR_UNSUPPORTED;
+    }
+    return ES_OK;
+}
+
+EsStatus es_pipeline_init(EsPipeline *p, const EsDetectorConfig *cfg)
+{
+    if (p == NULL || cfg == NULL) {
+        return ES_ERR_ARG;
+    }
+    EsStatus st = check_model(cfg);
+    if (st != ES_OK) {
+        return st;
+    }
+    memset(p, 0, sizeof *p);
+    st = es_frontend_init(&p->fe);
+    if (st != ES_OK) {
+        return st;
+    }
+    st = es_detector_init(&p->det, cfg);
+    if (st != ES_OK) {
+        return st;
+    }
+    /* the spectrogram before the stream is all zeros; quantise one zero for its int8 value */
+    const int16_t zero = 0;
+    int8_t q0;
+    st = es_frontend_quantize(&zero, 1, es_model_info.input_multiplier, es_model_info.input_shift,
+                              es_model_info.input_zero_point, &q0);
+    if (st != ES_OK) {
+        return st;
+    }
+    memset(p->input, (unsigned char)q0, sizeof p->input);
+    return ES_OK;
+}
+
+/* Raw int8 outputs -> levels of 1/256 per label. */
+static void outputs_to_levels(EsPipeline *p)
+{
+    const EsModelInfo *m = &es_model_info;
+    if (m->n_outputs == 1U && m->n_labels == 2U) {
+        const uint16_t pos = (uint16_t)(p->output[0] + 128);
+        p->levels[0] = (uint16_t)(ES_LEVEL_ONE - pos);
+        p->levels[1] = pos;
+        return;
+    }
+    for (uint16_t i = 0; i < m->n_outputs; i++) {
+        p->levels[i] = (uint16_t)(p->output[i] + 128);
+    }
+}
+
+EsStatus es_pipeline_push_block(EsPipeline *p, const int16_t block[ES_BLOCK], uint32_t t_ms,
+                                EsDetection *out, bool *fired)
+{
+    if (p == NULL || block == NULL || out == NULL || fired == NULL) {
+        return ES_ERR_ARG;
+    }
+    *fired = false;
+    if (p->det.have_last && t_ms < p->det.last_t_ms) {
+        return ES_ERR_TIME; /* before any work, so the stream state stays consistent */
+    }
+    EsStatus st = es_frontend_push_block(&p->fe, block, p->frames);
+    if (st != ES_OK) {
+        return st;
+    }
+    const size_t fresh = ES_FRAMES_PER_BLOCK * ES_BINS;
+    memmove(p->input, p->input + fresh, ES_INPUT_SIZE - fresh);
+    st = es_frontend_quantize(&p->frames[0][0], fresh, es_model_info.input_multiplier,
+                              es_model_info.input_shift, es_model_info.input_zero_point,
+                              p->input + ES_INPUT_SIZE - fresh);
+    if (st != ES_OK) {
+        return st;
+    }
+    st = es_model_invoke(p->input, p->output);
+    if (st != ES_OK) {
+        return st;
+    }
+    outputs_to_levels(p);
+    p->blocks++;
+    return es_detector_update(&p->det, t_ms, p->levels, es_model_info.n_labels, out, fired);
+}

@@ -1,0 +1,478 @@
+/*
+ * es_host.c — the firmware's block loop on a PC: a WAV file in, detections out.
+ *
+ * Runs exactly what the RP2040 runs (es_pipeline_push_block on 512-sample blocks, device time =
+ * the end of each block in ms) on a 16 kHz mono 16-bit PCM WAV. A trailing partial block is not
+ * processed (the firmware only ever sees whole blocks). Modes:
+ *
+ *   es_host [detector options] FILE.wav      one line per detection: "<t_ms> <label> <score>"
+ *   --features OUT   also write the rolling int16 spectrogram after the last block (124 x 129,
+ *                    little-endian, oldest frame first) to OUT ("-" = stdout)
+ *   --scratch OUT    the same, computed from scratch (es_frontend_clip) on the last 16000 samples
+ *   --input OUT      the int8 model input after the last block (124 x 129 bytes)
+ *   --scores         no WAV: replay detector vectors from stdin (see usage()) — the test harness
+ *                    for es_detector against daemon/detector.py
+ *
+ * Exit status: 0 ok, 1 bad input (message names the file), 2 usage.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "es_common.h"
+#include "es_detector.h"
+#include "es_frontend.h"
+#include "es_model.h"
+#include "es_pipeline.h"
+
+typedef struct {
+    const char *wav;          /* input WAV path */
+    const char *features;     /* --features output, or NULL */
+    const char *scratch;      /* --scratch output, or NULL */
+    const char *input;        /* --input output, or NULL */
+    bool scores;              /* --scores replay mode */
+    EsDetectorConfig det;     /* detector settings */
+} HostArgs;
+
+static EsPipeline g_pipe;          /* ~19 KB: static, as on the device */
+static EsSpectrogram g_spec;       /* rolling int16 spectrogram (--features) */
+static EsSpectrogram g_scratch;    /* from-scratch spectrogram (--scratch) */
+static EsFrontEnd g_scratch_fe;    /* a second front end for --scratch */
+static int16_t g_history[ES_CLIP_SAMPLES]; /* the last 1 s of samples (--scratch) */
+static EsDetector g_det;           /* --scores mode */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: es_host [options] FILE.wav\n"
+            "       es_host --scores [options] < VECTORS\n"
+            "Runs the earshot firmware block loop (512-sample blocks) on a 16 kHz mono 16-bit WAV\n"
+            "and prints one line per detection: <t_ms> <label> <score>.\n"
+            "  --threshold L        threshold for every label, levels of 1/256 (0..256, default 179)\n"
+            "  --thresholds L,L,..  per-label thresholds in levels (one per label)\n"
+            "  --window-ms MS       averaging window (ms, default 1000)\n"
+            "  --min-count N        results needed in the window (default 3)\n"
+            "  --suppression-ms MS  refractory time after a detection (ms, default 1500)\n"
+            "  --max-history N      remembered results, 1..32 (default 32)\n"
+            "  --ignore I,I,..      label indices that never fire (default none)\n"
+            "  --features OUT       write the final int16 spectrogram (124x129 LE) to OUT\n"
+            "  --scratch OUT        same, computed from scratch on the last 16000 samples\n"
+            "  --input OUT          write the final int8 model input (124x129) to OUT\n"
+            "--scores reads lines 'config N WINDOW_MS MIN_COUNT SUPPRESSION_MS MAX_HISTORY\n"
+            "IGNORE_MASK T0..T(N-1)' and 'T_MS L0 L1 ...' and answers each with 'ok', 'none',\n"
+            "'fire INDEX T_MS LEVEL_SUM COUNT' or 'error ES_ERR_...'.\n");
+}
+
+static bool parse_u32(const char *s, uint32_t max, uint32_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v > max) {
+        return false;
+    }
+    *out = (uint32_t)v;
+    return true;
+}
+
+/* "a,b,c" -> values; returns the count or -1 on a bad number. */
+static int parse_list(const char *s, uint32_t max, uint32_t *vals, int cap)
+{
+    char buf[512];
+    if (strlen(s) >= sizeof buf) {
+        return -1;
+    }
+    strcpy(buf, s);
+    int n = 0;
+    for (char *tok = strtok(buf, ","); tok != NULL; tok = strtok(NULL, ",")) {
+        if (n >= cap || !parse_u32(tok, max, &vals[n])) {
+            return -1;
+        }
+        n++;
+    }
+    return n;
+}
+
+static bool parse_args(int argc, char **argv, HostArgs *a)
+{
+    uint32_t v = 0;
+    uint32_t list[ES_DETECTOR_MAX_LABELS];
+    uint32_t thr_all = 179;
+    int n_thr = 0;
+    memset(a, 0, sizeof *a);
+    a->det.average_window_ms = 1000;
+    a->det.min_count = 3;
+    a->det.suppression_ms = 1500;
+    a->det.max_history = ES_DETECTOR_MAX_HISTORY;
+    for (int i = 1; i < argc; i++) {
+        const char *opt = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        bool takes = true;
+        if (strcmp(opt, "--scores") == 0) {
+            a->scores = true;
+            takes = false;
+        } else if (strcmp(opt, "--help") == 0 || strcmp(opt, "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        } else if (val == NULL && opt[0] == '-' && opt[1] == '-') {
+            fprintf(stderr, "es_host: option %s needs a value\n", opt);
+            return false;
+        } else if (strcmp(opt, "--threshold") == 0 && parse_u32(val, ES_LEVEL_ONE, &v)) {
+            thr_all = v;
+        } else if (strcmp(opt, "--thresholds") == 0) {
+            n_thr = parse_list(val, ES_LEVEL_ONE, list, ES_DETECTOR_MAX_LABELS);
+            if (n_thr < 0) {
+                fprintf(stderr, "es_host: --thresholds wants levels 0..256, got '%s'\n", val);
+                return false;
+            }
+            for (int k = 0; k < n_thr; k++) {
+                a->det.thresholds[k] = (uint16_t)list[k];
+            }
+        } else if (strcmp(opt, "--window-ms") == 0 && parse_u32(val, UINT32_MAX, &v)) {
+            a->det.average_window_ms = v;
+        } else if (strcmp(opt, "--min-count") == 0 && parse_u32(val, UINT16_MAX, &v)) {
+            a->det.min_count = (uint16_t)v;
+        } else if (strcmp(opt, "--suppression-ms") == 0 && parse_u32(val, UINT32_MAX, &v)) {
+            a->det.suppression_ms = v;
+        } else if (strcmp(opt, "--max-history") == 0 && parse_u32(val, UINT16_MAX, &v)) {
+            a->det.max_history = (uint16_t)v;
+        } else if (strcmp(opt, "--ignore") == 0) {
+            int n = parse_list(val, ES_DETECTOR_MAX_LABELS - 1, list, ES_DETECTOR_MAX_LABELS);
+            if (n < 0) {
+                fprintf(stderr, "es_host: --ignore wants label indices, got '%s'\n", val);
+                return false;
+            }
+            for (int k = 0; k < n; k++) {
+                a->det.ignore_mask |= 1U << list[k];
+            }
+        } else if (strcmp(opt, "--features") == 0) {
+            a->features = val;
+        } else if (strcmp(opt, "--scratch") == 0) {
+            a->scratch = val;
+        } else if (strcmp(opt, "--input") == 0) {
+            a->input = val;
+        } else if (opt[0] == '-' && opt[1] == '-') {
+            fprintf(stderr, "es_host: bad option or value: %s %s\n", opt, val);
+            return false;
+        } else {
+            if (a->wav != NULL) {
+                fprintf(stderr, "es_host: more than one WAV file given (%s, %s)\n", a->wav, opt);
+                return false;
+            }
+            a->wav = opt;
+            takes = false;
+        }
+        if (takes) {
+            i++;
+        }
+    }
+    a->det.n_labels = es_model_info.n_labels;
+    if (n_thr == 0) {
+        for (uint16_t k = 0; k < ES_DETECTOR_MAX_LABELS; k++) {
+            a->det.thresholds[k] = (uint16_t)thr_all;
+        }
+    } else if (n_thr != es_model_info.n_labels) {
+        fprintf(stderr, "es_host: --thresholds has %d values, the model has %u labels\n", n_thr,
+                (unsigned)es_model_info.n_labels);
+        return false;
+    }
+    if (!a->scores && a->wav == NULL) {
+        fprintf(stderr, "es_host: no WAV file given\n");
+        return false;
+    }
+    return true;
+}
+
+/* ---- WAV input: RIFF/WAVE, PCM (or extensible PCM), 16 kHz, mono, 16-bit ---- */
+
+static uint32_t le32(const unsigned char *b)
+{
+    return (uint32_t)b[0] | ((uint32_t)b[1] << 8) | ((uint32_t)b[2] << 16) |
+           ((uint32_t)b[3] << 24);
+}
+
+static uint16_t le16(const unsigned char *b)
+{
+    return (uint16_t)((unsigned)b[0] | ((unsigned)b[1] << 8));
+}
+
+static EsStatus check_fmt(const char *path, const unsigned char *fmt, uint32_t size)
+{
+    if (size < 16) {
+        fprintf(stderr, "es_host: %s: fmt chunk too short (%u bytes)\n", path, (unsigned)size);
+        return ES_ERR_IO;
+    }
+    uint16_t tag = le16(fmt);
+    if (tag == 0xFFFEU && size >= 26) {
+        tag = le16(fmt + 24); /* WAVE_FORMAT_EXTENSIBLE: the subformat GUID starts with the tag */
+    }
+    const uint16_t channels = le16(fmt + 2);
+    const uint32_t rate = le32(fmt + 4);
+    const uint16_t bits = le16(fmt + 14);
+    if (tag != 1U || channels != 1U || rate != ES_SAMPLE_RATE || bits != 16U) {
+        fprintf(stderr,
+                "es_host: %s: need 16 kHz mono 16-bit PCM, got format %u, %u channel(s), %u Hz, "
+                "%u bits (convert it, e.g. sox IN -r 16000 -c 1 -b 16 OUT.wav)\n",
+                path, (unsigned)tag, (unsigned)channels, (unsigned)rate, (unsigned)bits);
+        return ES_ERR_IO;
+    }
+    return ES_OK;
+}
+
+/* Positions f at the start of the data chunk; *n_samples gets its length in samples. */
+static EsStatus open_wav(const char *path, FILE *f, uint32_t *n_samples)
+{
+    unsigned char hdr[12];
+    unsigned char fmt[40];
+    bool have_fmt = false;
+    if (fread(hdr, 1, sizeof hdr, f) != sizeof hdr || memcmp(hdr, "RIFF", 4) != 0 ||
+        memcmp(hdr + 8, "WAVE", 4) != 0) {
+        fprintf(stderr, "es_host: %s: not a RIFF/WAVE file\n", path);
+        return ES_ERR_IO;
+    }
+    for (;;) {
+        unsigned char ch[8];
+        if (fread(ch, 1, sizeof ch, f) != sizeof ch) {
+            fprintf(stderr, "es_host: %s: no data chunk\n", path);
+            return ES_ERR_IO;
+        }
+        const uint32_t size = le32(ch + 4);
+        if (memcmp(ch, "fmt ", 4) == 0) {
+            const uint32_t keep = size < sizeof fmt ? size : (uint32_t)sizeof fmt;
+            if (fread(fmt, 1, keep, f) != keep ||
+                fseek(f, (long)(size - keep + (size & 1U)), SEEK_CUR) != 0) {
+                fprintf(stderr, "es_host: %s: truncated fmt chunk\n", path);
+                return ES_ERR_IO;
+            }
+            EsStatus st = check_fmt(path, fmt, size);
+            if (st != ES_OK) {
+                return st;
+            }
+            have_fmt = true;
+        } else if (memcmp(ch, "data", 4) == 0) {
+            if (!have_fmt) {
+                fprintf(stderr, "es_host: %s: data chunk before fmt chunk\n", path);
+                return ES_ERR_IO;
+            }
+            *n_samples = size / 2U;
+            return ES_OK;
+        } else if (fseek(f, (long)(size + (size & 1U)), SEEK_CUR) != 0) {
+            fprintf(stderr, "es_host: %s: truncated chunk\n", path);
+            return ES_ERR_IO;
+        }
+    }
+}
+
+/* Reads up to ES_BLOCK samples; returns how many (a short count only at the end of data). */
+static size_t read_block(FILE *f, uint32_t *left, int16_t block[ES_BLOCK])
+{
+    unsigned char raw[2 * ES_BLOCK];
+    size_t want = *left < ES_BLOCK ? *left : ES_BLOCK;
+    size_t got = fread(raw, 2, want, f);
+    for (size_t i = 0; i < got; i++) {
+        block[i] = (int16_t)le16(raw + 2 * i);
+    }
+    *left -= (uint32_t)got;
+    return got;
+}
+
+static void remember(const int16_t block[ES_BLOCK])
+{
+    memmove(g_history, g_history + ES_BLOCK, (ES_CLIP_SAMPLES - ES_BLOCK) * sizeof g_history[0]);
+    memcpy(g_history + ES_CLIP_SAMPLES - ES_BLOCK, block, ES_BLOCK * sizeof g_history[0]);
+}
+
+/* ---- outputs ---- */
+
+static int write_out(const char *path, const void *data, size_t size)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, "wb");
+    if (f == NULL) {
+        fprintf(stderr, "es_host: cannot write %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    size_t n = fwrite(data, 1, size, f);
+    int bad = (f == stdout) ? fflush(f) : fclose(f);
+    if (n != size || bad != 0) {
+        fprintf(stderr, "es_host: writing %s failed\n", path);
+        return 1;
+    }
+    return 0;
+}
+
+static int write_spectrogram(const char *path, const EsSpectrogram *spec)
+{
+    static unsigned char buf[2 * ES_FRAMES * ES_BINS];
+    size_t k = 0;
+    for (size_t f = 0; f < ES_FRAMES; f++) {
+        for (size_t b = 0; b < ES_BINS; b++) {
+            const uint16_t v = (uint16_t)spec->mag[f][b];
+            buf[k++] = (unsigned char)(v & 0xFFU);
+            buf[k++] = (unsigned char)(v >> 8);
+        }
+    }
+    return write_out(path, buf, sizeof buf);
+}
+
+static int dump_outputs(const HostArgs *a)
+{
+    int rc = 0;
+    if (a->features != NULL) {
+        rc |= write_spectrogram(a->features, &g_spec);
+    }
+    if (a->scratch != NULL) {
+        EsStatus st = es_frontend_init(&g_scratch_fe);
+        if (st == ES_OK) {
+            st = es_frontend_clip(&g_scratch_fe, g_history, &g_scratch);
+        }
+        if (st != ES_OK) {
+            fprintf(stderr, "es_host: from-scratch front end failed: %s\n", es_status_str(st));
+            return 1;
+        }
+        rc |= write_spectrogram(a->scratch, &g_scratch);
+    }
+    if (a->input != NULL) {
+        rc |= write_out(a->input, g_pipe.input, sizeof g_pipe.input);
+    }
+    return rc;
+}
+
+static int run_wav(const HostArgs *a)
+{
+    FILE *f = fopen(a->wav, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "es_host: cannot open %s: %s\n", a->wav, strerror(errno));
+        return 1;
+    }
+    uint32_t left = 0;
+    EsStatus st = open_wav(a->wav, f, &left);
+    if (st == ES_OK) {
+        st = es_pipeline_init(&g_pipe, &a->det);
+        if (st != ES_OK) {
+            fprintf(stderr, "es_host: pipeline init failed: %s\n", es_status_str(st));
+        }
+    }
+    if (st != ES_OK) {
+        fclose(f);
+        return 1;
+    }
+    es_spectrogram_clear(&g_spec);
+    int16_t block[ES_BLOCK];
+    while (st == ES_OK && read_block(f, &left, block) == ES_BLOCK) {
+        const uint32_t t_ms = (g_pipe.blocks + 1U) * (ES_BLOCK * 1000U / ES_SAMPLE_RATE);
+        EsDetection det;
+        bool fired = false;
+        st = es_pipeline_push_block(&g_pipe, block, t_ms, &det, &fired);
+        es_spectrogram_push(&g_spec, (const int16_t(*)[ES_BINS])g_pipe.frames,
+                            ES_FRAMES_PER_BLOCK);
+        remember(block);
+        if (st == ES_OK && fired) {
+            const double score = (double)det.level_sum / (256.0 * (double)det.count);
+            printf("%u %s %.4f\n", (unsigned)det.t_ms, es_model_info.labels[det.index], score);
+        }
+    }
+    const bool io_error = ferror(f) != 0;
+    fclose(f);
+    if (io_error) {
+        fprintf(stderr, "es_host: %s: read error\n", a->wav);
+        return 1;
+    }
+    if (st != ES_OK) {
+        fprintf(stderr, "es_host: %s: block loop failed: %s\n", a->wav, es_status_str(st));
+        return 1;
+    }
+    fprintf(stderr, "es_host: %s: %u blocks\n", a->wav, (unsigned)g_pipe.blocks);
+    return dump_outputs(a);
+}
+
+/* ---- --scores: detector vectors from stdin ---- */
+
+static int split_u32(char *line, uint32_t *vals, int cap)
+{
+    int n = 0;
+    for (char *tok = strtok(line, " \t\r\n"); tok != NULL; tok = strtok(NULL, " \t\r\n")) {
+        if (n >= cap || !parse_u32(tok, UINT32_MAX, &vals[n])) {
+            return -1;
+        }
+        n++;
+    }
+    return n;
+}
+
+static void scores_config(char *rest)
+{
+    uint32_t v[6 + ES_DETECTOR_MAX_LABELS + 1];
+    int n = split_u32(rest, v, (int)(sizeof v / sizeof v[0]));
+    if (n < 7 || v[0] > ES_DETECTOR_MAX_LABELS || n != 6 + (int)v[0]) {
+        printf("error ES_ERR_ARG\n");
+        return;
+    }
+    EsDetectorConfig cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.n_labels = (uint16_t)v[0];
+    cfg.average_window_ms = v[1];
+    cfg.min_count = (uint16_t)(v[2] > UINT16_MAX ? UINT16_MAX : v[2]);
+    cfg.suppression_ms = v[3];
+    cfg.max_history = (uint16_t)(v[4] > UINT16_MAX ? UINT16_MAX : v[4]);
+    cfg.ignore_mask = v[5];
+    for (uint32_t i = 0; i < v[0]; i++) {
+        cfg.thresholds[i] = (uint16_t)(v[6 + i] > UINT16_MAX ? UINT16_MAX : v[6 + i]);
+    }
+    EsStatus st = es_detector_init(&g_det, &cfg);
+    printf(st == ES_OK ? "ok\n" : "error %s\n", es_status_str(st));
+}
+
+static void scores_update(char *line)
+{
+    uint32_t v[1 + ES_DETECTOR_MAX_LABELS + 1];
+    uint16_t levels[ES_DETECTOR_MAX_LABELS + 1];
+    int n = split_u32(line, v, (int)(sizeof v / sizeof v[0]));
+    if (n < 1) {
+        printf("error ES_ERR_ARG\n");
+        return;
+    }
+    for (int i = 1; i < n; i++) {
+        levels[i - 1] = (uint16_t)(v[i] > UINT16_MAX ? UINT16_MAX : v[i]);
+    }
+    EsDetection det;
+    bool fired = false;
+    EsStatus st = es_detector_update(&g_det, v[0], levels, (uint16_t)(n - 1), &det, &fired);
+    if (st != ES_OK) {
+        printf("error %s\n", es_status_str(st));
+    } else if (fired) {
+        printf("fire %u %u %u %u\n", (unsigned)det.index, (unsigned)det.t_ms,
+               (unsigned)det.level_sum, (unsigned)det.count);
+    } else {
+        printf("none\n");
+    }
+}
+
+static int run_scores(void)
+{
+    char line[1024];
+    bool configured = false;
+    while (fgets(line, sizeof line, stdin) != NULL) {
+        if (strncmp(line, "config", 6) == 0) {
+            scores_config(line + 6);
+            configured = true;
+        } else if (!configured) {
+            printf("error ES_ERR_ARG\n");
+        } else {
+            scores_update(line);
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    HostArgs args;
+    if (!parse_args(argc, argv, &args)) {
+        usage(stderr);
+        return 2;
+    }
+    return args.scores ? run_scores() : run_wav(&args);
+}
