@@ -1,0 +1,103 @@
+"""``earshotd record``: collect labelled 1 s clips from the microphone into a dataset folder.
+
+Clips go to ``OUT/<label>/<label>_NNNN.wav`` (16 kHz mono int16), the folder-per-label layout
+the trainer reads; numbering continues after clips already there, so nothing is overwritten.
+Audio is taken in ``--capture-ms`` slices; from each, the 1 s centred on the loudest point is
+kept, unless the silence gate (``[stream] gate_*``) says it is silence — then it is skipped,
+except with ``--keep-silence`` (for background/negative classes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import config
+from .config import ConfigError
+from .sources import SourceError, open_source
+from .streaming import RATE, SilenceGate, levels
+from .wavio import WavError, fit_length, write_wav
+
+_LOGGER = logging.getLogger(__name__)
+_LABEL = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "record",
+        help="record labelled 1 s clips into a dataset folder",
+        description="Record labelled 1 s clips from the microphone (or a WAV / stdin) into "
+        "OUT/<label>/, the folder-per-label layout the trainer reads.",
+    )
+    p.add_argument("--label", required=True, help="label (folder name) of the clips")
+    p.add_argument("--out", required=True, metavar="DIR", help="dataset folder")
+    p.add_argument("--clips", type=int, default=10, help="clips to record (default: 10)")
+    p.add_argument("--capture-ms", type=int, default=1500,
+                   help="audio listened to per clip (ms, default: 1500; at least 1000)")
+    p.add_argument("--keep-silence", action="store_true",
+                   help="keep clips the silence gate rejects (background recordings)")
+    config.add_arguments(p, sections=("source", "mic", "stream"))
+    p.set_defaults(func=run)
+
+
+def next_index(folder: Path, label: str) -> int:
+    used = [int(m.group(1)) for f in folder.glob(f"{label}_*.wav")
+            if (m := re.fullmatch(rf"{re.escape(label)}_(\d+)\.wav", f.name))]
+    return max(used, default=-1) + 1
+
+
+def run(args: argparse.Namespace) -> int:
+    if not _LABEL.match(args.label):
+        print(f"earshotd: error: --label {args.label!r}: use letters, digits, _ . -", file=sys.stderr)
+        return 2
+    if args.clips < 1 or args.capture_ms < 1000:
+        print("earshotd: error: --clips must be >= 1 and --capture-ms >= 1000", file=sys.stderr)
+        return 2
+    try:
+        s = config.from_args(args)
+        source = open_source(s.source, s.mic)
+    except (ConfigError, SourceError, WavError) as e:
+        print(f"earshotd: error: {e}", file=sys.stderr)
+        return 2
+    folder = Path(args.out) / args.label
+    folder.mkdir(parents=True, exist_ok=True)
+    gate = SilenceGate(s.stream.gate_p2p_dbfs, s.stream.gate_rms_dbfs)
+    want = RATE * args.capture_ms // 1000
+    index, saved = next_index(folder, args.label), 0
+    buf: list[np.ndarray] = []
+    have = 0
+    print(f"recording {args.clips} clip(s) of {args.label!r} from {source.name} into {folder}",
+          file=sys.stderr)
+    try:
+        while saved < args.clips:
+            chunk = source.read(0.5)
+            if chunk is None:
+                _LOGGER.warning("audio ended after %d clip(s)", saved)
+                break
+            buf.append(chunk)
+            have += chunk.size
+            if have < want:
+                continue
+            audio = np.concatenate(buf)
+            buf, have = [audio[want:]], audio.size - want
+            clip = fit_length(audio[:want], RATE, "loudest")
+            p2p, rms = levels(clip)
+            if not gate.is_open(p2p, rms) and not args.keep_silence:
+                _LOGGER.info("silence (%.1f dBFS peak-to-peak): not kept", p2p)
+                continue
+            path = folder / f"{args.label}_{index:04d}.wav"
+            write_wav(path, clip)
+            print(f"{path}\t{p2p:.1f} dBFS", flush=True)
+            index, saved = index + 1, saved + 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        source.close()
+    if source.overflows:
+        _LOGGER.warning("%d audio overflow(s) while recording", source.overflows)
+    return 0 if saved else 1
