@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 VERSION = 1
@@ -255,7 +256,7 @@ def _parse_command(tokens: list[str]) -> Command:
     raise ProtocolError(f"unknown command {' '.join(tokens)!r}")
 
 
-_PARSERS = {
+_PARSERS: dict[str, Callable[[dict[str, str]], Message]] = {
     "HELLO": _parse_hello,
     "DET": _parse_det,
     "SCORES": _parse_scores,

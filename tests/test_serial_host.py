@@ -1,0 +1,232 @@
+"""daemon.serial_host against boards on real ptys (os.openpty; the host opens the slave with pyserial).
+
+The simulated boards here speak the real protocol lines (daemon.protocol's formatter, held to the
+same example file as the firmware's C formatter); tests/test_pico_sim.py does the same with the
+firmware core's own host program.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import threading
+import time
+import tty
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from daemon import protocol as P
+from daemon import serial_host as S
+from daemon.detector import Detector, DetectorConfig
+
+SHA = "ab" * 32
+
+
+class FakeBoard:
+    """A pty that behaves like a Pico: answers ``CMD hello``, writes whatever the test says."""
+
+    def __init__(self, board_id: str, labels: tuple[str, ...] = ("yes", "no")) -> None:
+        self.hello = P.Hello("0.1.0", "pico", board_id, SHA, labels, 16000, "detect")
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        self.path = os.ttyname(self.slave)
+        self.commands: list[P.Message] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def write(self, data: bytes | str | P.Message) -> None:
+        if isinstance(data, str):
+            data = data.encode()
+        elif not isinstance(data, bytes):
+            data = P.format_message(data).encode()
+        os.write(self.master, data)
+
+    def _serve(self) -> None:
+        splitter = P.LineSplitter()
+        while not self._stop.is_set():
+            try:
+                ready, _, _ = select.select([self.master], [], [], 0.05)
+                if not ready:
+                    continue
+                data = os.read(self.master, 4096)
+            except OSError:
+                return
+            for line in splitter.feed(data):
+                cmd = P.parse_line(line)
+                self.commands.append(cmd)
+                if cmd == P.Command("hello"):
+                    self.write(self.hello)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        for fd in (self.master, self.slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture
+def boards():
+    made: list[FakeBoard] = []
+
+    def make(board_id: str, labels: tuple[str, ...] = ("yes", "no")) -> FakeBoard:
+        b = FakeBoard(board_id, labels)
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
+        b.close()
+
+
+def start_host(ports: list[str], handler, **kw) -> S.SerialHost:
+    settings = S.HostSettings(ports=tuple(ports), backoff_min_s=0.05, backoff_max_s=0.2, **kw)
+    host = S.SerialHost(settings, handler)
+    host.start()
+    return host
+
+
+def test_two_boards_and_a_garbage_stream_at_once_get_the_right_detections(boards, caplog) -> None:
+    a, b, junk = boards("E66058388B4A0001"), boards("E66058388B4A0002"), boards("0000000000000000")
+    alerts: list = []
+    host = start_host([a.path, b.path, junk.path], S.PicoAlerts(alerts.append, clock=lambda: 1.0))
+    try:
+        wait_for(lambda: all(host.links[x.path].stats.hello for x in (a, b, junk)), what="hellos")
+        junk.write(os.urandom(3000) + b"\n" + b"z" * 5000 + b"\nES2 DET t=5 label=yes score=0.9\n")
+        a.write("ES1 DET t=1000 label=ye")  # a partial line, finished below
+        b.write(P.Det(t=2000, label="no", score=0.75))
+        junk.write("ES1 DET t=3000 label=yes score=0.99\n")  # a real line after the garbage
+        a.write("s score=0.871\n")
+        wait_for(lambda: len(alerts) == 3, what="three alerts")
+    finally:
+        host.stop()
+    got = {(x.source, x.label, x.score, x.stream_t_ms) for x in alerts}
+    assert got == {
+        ("pico-E66058388B4A0001", "yes", 0.871, 1000),
+        ("pico-E66058388B4A0002", "no", 0.75, 2000),
+        ("pico-0000000000000000", "yes", 0.99, 3000),
+    }
+    assert all(x.model_sha256 == SHA for x in alerts)
+    stats = host.links[junk.path].stats
+    assert stats.overlong >= 1 and stats.other_version == 1
+    assert any(junk.path in r.getMessage() and "version 2" in r.getMessage() for r in caplog.records)
+    assert host.links[a.path].stats.bad_lines == 0
+
+
+def test_a_pty_closed_and_reopened_mid_stream_is_reconnected(boards, tmp_path: Path) -> None:
+    first = boards("E66058388B4A1234")
+    port = tmp_path / "ttyACM-by-id"  # like /dev/serial/by-id: a stable name for a new device
+    port.symlink_to(first.path)
+    alerts: list = []
+    host = start_host([str(port)], S.PicoAlerts(alerts.append))
+    try:
+        link = host.links[str(port)]
+        wait_for(lambda: link.stats.hello is not None, what="first hello")
+        first.write(P.Det(t=100, label="yes", score=0.9))
+        wait_for(lambda: len(alerts) == 1, what="first alert")
+        first.write("ES1 DET t=200 lab")  # unplugged mid-line
+        first.close()
+        wait_for(lambda: not link.stats.connected, what="the link to notice the unplug")
+        second = boards("E66058388B4A1234")  # replugged: a new pty behind the same name
+        port.unlink()
+        port.symlink_to(second.path)
+        wait_for(lambda: link.stats.connects == 2 and link.stats.connected, what="reconnect")
+        wait_for(lambda: P.Command("hello") in second.commands, what="hello request")
+        second.write(P.Det(t=50, label="no", score=0.8))
+        wait_for(lambda: len(alerts) == 2, what="alert after reconnect")
+    finally:
+        host.stop()
+    assert [(x.label, x.stream_t_ms) for x in alerts] == [("yes", 100), ("no", 50)]
+    assert link.stats.bad_lines == 0  # the torn line died with the old session
+
+
+def test_a_missing_port_is_retried_with_backoff_never_fatal(tmp_path: Path, boards) -> None:
+    port = tmp_path / "not-yet"
+    host = start_host([str(port)], lambda port, msg: None)
+    try:
+        time.sleep(0.5)
+        link = host.links[str(port)]
+        assert link.is_alive() and link.stats.connects == 0
+        board = boards("E66058388B4A9999")
+        port.symlink_to(board.path)
+        wait_for(lambda: link.stats.hello is not None, what="hello once the port exists")
+    finally:
+        host.stop()
+    assert not link.is_alive()
+
+
+def test_board_reset_with_scores_through_the_hosts_own_detector(boards) -> None:
+    board = boards("E66058388B4A5555", labels=("yes", "no", "_silence_"))
+    cfg = DetectorConfig(labels=("yes", "no", "_silence_"), thresholds=(0.7, 0.7, 0.7),
+                         ignore=frozenset({"_silence_"}), min_count=3, suppression_ms=1500)  # fmt: skip
+    alerts: list = []
+    handler = S.PicoAlerts(alerts.append, detector_for=lambda labels: Detector(cfg))
+    host = start_host([board.path], handler)
+    try:
+        wait_for(lambda: host.links[board.path].stats.hello is not None, what="hello")
+        board.write(P.Det(t=1, label="no", score=0.9))  # ignored: the host decides
+        for t in range(0, 640, 128):
+            board.write(P.Scores(t=5000 + t, q=(230, 20, 6)))
+        wait_for(lambda: len(alerts) == 1, what="a detection from SCORES")
+        board.write(board.hello)  # the board reset: time starts again from 0
+        for t in range(0, 640, 128):
+            board.write(P.Scores(t=t, q=(10, 240, 6)))
+        wait_for(lambda: len(alerts) == 2, what="a detection after the reset")
+    finally:
+        host.stop()
+    assert [(a.label, a.stream_t_ms) for a in alerts] == [("yes", 5256), ("no", 256)]
+
+
+def test_auto_finds_new_boards_when_they_appear(boards) -> None:
+    found: list[str] = []
+    alerts: list = []
+    settings = S.HostSettings(ports=("auto",), scan_interval_s=0.1)
+    host = S.SerialHost(settings, S.PicoAlerts(alerts.append), finder=lambda: list(found))
+    host.start()
+    try:
+        board = boards("E66058388B4A7777")
+        found.append(board.path)
+        wait_for(lambda: board.path in host.links and host.links[board.path].stats.hello,
+                 what="the scanner to pick up the board")  # fmt: skip
+        board.write(P.Det(t=9, label="yes", score=0.8))
+        wait_for(lambda: len(alerts) == 1, what="alert")
+    finally:
+        host.stop()
+
+
+def test_earshotd_picos_lists_boards_with_their_hello(boards, capsys) -> None:
+    from daemon.__main__ import main
+
+    a, b = boards("E66058388B4A0001"), boards("E66058388B4A0002", labels=("alarm", "_bg_"))
+    assert main(["picos", "--port", a.path, "--port", b.path, "--timeout", "5"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert sorted(out) == sorted([
+        f"{a.path}: pico id=E66058388B4A0001 fw=0.1.0 model={SHA[:12]} labels=yes,no rate=16000 mode=detect",
+        f"{b.path}: pico id=E66058388B4A0002 fw=0.1.0 model={SHA[:12]} labels=alarm,_bg_ rate=16000 mode=detect",
+    ])  # fmt: skip
+
+
+def test_earshotd_picos_says_when_a_port_never_says_hello(tmp_path: Path, capsys) -> None:
+    from daemon.__main__ import main
+
+    master, slave = os.openpty()
+    try:
+        assert main(["picos", "--port", os.ttyname(slave), "--timeout", "0.5"]) == 1
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert "no hello within 0.5 s" in capsys.readouterr().out
