@@ -277,10 +277,11 @@ uint16_t es_proto_crc16(const uint8_t *data, size_t n, uint16_t crc)
         return crc;
     }
     for (size_t i = 0; i < n; i++) {
-        crc = (uint16_t)(crc ^ (uint16_t)(data[i] << 8));
+        uint32_t c = (uint32_t)crc ^ ((uint32_t)data[i] << 8);
         for (int b = 0; b < 8; b++) {
-            crc = (crc & 0x8000u) ? (uint16_t)((crc << 1) ^ 0x1021u) : (uint16_t)(crc << 1);
+            c = (c & 0x8000u) ? ((c << 1) ^ 0x1021u) : (c << 1);
         }
+        crc = (uint16_t)(c & 0xFFFFu);
     }
     return crc;
 }
@@ -322,8 +323,8 @@ EsStatus es_proto_audio(uint32_t seq, const int16_t *pcm, size_t n, char *out, s
     es_put_key(&l, "n");
     es_put_u32(&l, (uint32_t)n);
     es_put_key(&l, "crc");
-    for (int shift = 12; shift >= 0; shift -= 4) {
-        es_put_char(&l, es_hex_upper[(crc >> shift) & 0x0Fu]);
+    for (uint32_t shift = 16u; shift > 0u; shift -= 4u) {
+        es_put_char(&l, es_hex_upper[((uint32_t)crc >> (shift - 4u)) & 0x0Fu]);
     }
     es_put_key(&l, "data");
     for (size_t i = 0; i < nb; i += 3u) {
