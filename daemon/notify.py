@@ -31,6 +31,7 @@ class Notifier:
             addr = "\0" + self.address[1:] if self.address.startswith("@") else self.address
             self._addr = addr
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            self._sock.setblocking(False)  # a reader that stops reading must not stall the loop
 
     @property
     def enabled(self) -> bool:
@@ -42,6 +43,9 @@ class Notifier:
         try:
             self._sock.sendto(message.encode(), self._addr)
             return True
+        except BlockingIOError:
+            _LOGGER.debug("sd_notify to %s: queue full, %r dropped", self.address, message)
+            return False
         except OSError as e:
             _LOGGER.warning("sd_notify to %s failed: %s", self.address, e)
             return False

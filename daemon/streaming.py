@@ -162,12 +162,14 @@ class Recogniser:
         self.ring = RingBuffer(size if stream.window == "loudest" else self.clip)
         self.gate = SilenceGate(stream.gate_p2p_dbfs, stream.gate_rms_dbfs)
         self._next_hop = self.hop
+        self._last_fire: int | None = None
         self.inferences = 0
 
     def replace(self, classifier, detector: Detector, stream: StreamSettings) -> None:  # type: ignore[no-untyped-def]
         """Swap model/settings (SIGHUP) keeping the audio already buffered and stream time."""
-        ring, next_hop = self.ring, self._next_hop
+        ring, next_hop, last_fire = self.ring, self._next_hop, self._last_fire
         self.__init__(classifier, detector, stream)  # type: ignore[misc]
+        self._last_fire = last_fire  # the new detector must not report the same event again
         if self.ring.capacity == ring.capacity:
             self.ring = ring
         else:
@@ -196,4 +198,11 @@ class Recogniser:
             return HopResult(t_ms, p2p, rms, None, None)
         scores = self.classifier.scores(window)
         self.inferences += 1
-        return HopResult(t_ms, p2p, rms, scores, self.detector.update(t_ms, scores.tolist()))
+        det = self.detector.update(t_ms, scores.tolist())
+        if det is not None:
+            gap = self.detector.config.suppression_ms
+            if self._last_fire is not None and t_ms - self._last_fire < gap:
+                det = None  # fired before a reload, within the suppression time
+            else:
+                self._last_fire = t_ms
+        return HopResult(t_ms, p2p, rms, scores, det)
