@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config
+from . import config, serial_record
 from .config import ConfigError
 from .sources import SourceError, open_source
 from .streaming import RATE, SilenceGate, levels
@@ -42,6 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-silence", action="store_true",
                    help="keep clips the silence gate rejects (background recordings)")
     config.add_arguments(p, sections=("source", "mic", "stream"))
+    serial_record.add_from_option(p)  # --from PORT: a Pico's raw-audio mode (daemon.serial_record)
     p.set_defaults(func=run)
 
 
@@ -60,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         s = config.from_args(args)
-        source = open_source(s.source, s.mic)
+        source = (serial_record.open_serial_source(args.from_port) if args.from_port
+                  else open_source(s.source, s.mic))
     except (ConfigError, SourceError, WavError) as e:
         print(f"earshotd: error: {e}", file=sys.stderr)
         return 2

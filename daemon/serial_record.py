@@ -1,0 +1,161 @@
+"""A Pico's raw-audio mode as an audio source: ``earshotd record --from PORT``.
+
+:class:`SerialAudioSource` switches the board to raw mode (``ES1 CMD mode=raw``), reads its AUD
+frames (base64 int16 PCM with a sequence number and a CRC, docs/serial-protocol.md) and hands out
+float32 16 kHz audio with the same interface as ``daemon.sources`` (``read(timeout)``, ``name``,
+``overflows``, ``close()``), so ``earshotd record`` keeps its clip logic (loudest 1 s, silence
+gate, folder-per-label WAVs) whatever the audio comes from. Frames lost on the way (a gap in the
+sequence numbers) are filled with silence, so time stays right, and counted in ``overflows``;
+frames that fail their CRC are dropped the same way. ``close()`` puts the board back in detect
+mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import protocol as P
+from .serial_host import open_serial
+from .sources import SourceError
+
+_LOGGER = logging.getLogger(__name__)
+
+FRAME_SAMPLES = P.MAX_AUDIO_SAMPLES
+MAX_FILL_FRAMES = 64
+"""A larger gap than this (about 1 s) is a restart, not a loss: no silence is invented."""
+
+
+class SerialRecordError(SourceError):
+    """The board on a port cannot stream raw audio; the message names the port."""
+
+
+def add_from_option(parser: argparse.ArgumentParser) -> None:
+    """The ``--from PORT`` option of ``earshotd record``."""
+    parser.add_argument(
+        "--from", dest="from_port", metavar="PORT", default=None,
+        help="record from a Pico's raw-audio mode on this serial port (e.g. /dev/ttyACM0) "
+        "instead of the microphone (default: the microphone)",
+    )  # fmt: skip
+
+
+class SerialAudioSource:
+    """Raw audio from a board in raw mode; see the module docstring."""
+
+    def __init__(
+        self,
+        port: str,
+        baud: int = 115200,
+        start_timeout_s: float = 5.0,
+        stall_timeout_s: float = 5.0,
+        opener: Callable[[str, int, float], Any] = open_serial,
+    ) -> None:
+        self.port = port
+        self.name = f"Pico on {port}"
+        self.overflows = 0
+        self.bad_frames = 0
+        self.hello: P.Hello | None = None
+        self.stall_timeout_s = stall_timeout_s
+        self._splitter = P.LineSplitter()
+        self._seq: int | None = None
+        self._raw = False
+        self._last_audio = time.monotonic()
+        try:
+            self._ser = opener(port, baud, 0.05)
+        except Exception as e:
+            raise SerialRecordError(f"{port}: cannot open: {e}") from None
+        self._send(P.Command("mode", "raw"))
+        self._wait_raw(start_timeout_s)
+
+    def _send(self, cmd: P.Command) -> None:
+        try:
+            self._ser.write(P.format_message(cmd).encode("ascii"))
+        except Exception as e:
+            raise SerialRecordError(f"{self.port}: write failed: {e}") from None
+
+    def _wait_raw(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self._raw:
+            if time.monotonic() > deadline:
+                self.close()
+                raise SerialRecordError(
+                    f"{self.port}: no 'ES1 OK mode=raw' within {timeout_s:g} s "
+                    "(is it an earshot board with protocol version 1?)"
+                )
+            self._pump()
+
+    def _pump(self) -> list[np.ndarray]:
+        """Read what has arrived; returns the new audio as int16 arrays."""
+        try:
+            data = self._ser.read(max(1, getattr(self._ser, "in_waiting", 0) or 1))
+        except Exception as e:
+            raise SerialRecordError(f"{self.port}: read failed: {e}") from None
+        out: list[np.ndarray] = []
+        for line in self._splitter.feed(data):
+            try:
+                msg = P.parse_line(line)
+            except P.ProtocolError as e:
+                if line.startswith(b"ES1 AUD"):
+                    self.bad_frames += 1  # its samples count as lost at the next good frame
+                _LOGGER.debug("%s: %s", self.port, e)
+                continue
+            if isinstance(msg, P.Ok):
+                self._raw = msg.mode == "raw"
+                self._seq = None  # the board restarts its sequence numbers
+            elif isinstance(msg, P.Hello):
+                self.hello = msg
+            elif isinstance(msg, P.Audio) and self._raw:
+                out.extend(self._frame(msg))
+        return out
+
+    def _frame(self, msg: P.Audio) -> list[np.ndarray]:
+        out: list[np.ndarray] = []
+        if self._seq is not None:
+            lost = (msg.seq - self._seq - 1) & P.U32_MAX
+            if lost:
+                self.overflows += lost
+                _LOGGER.warning("%s: %d audio frame(s) lost", self.port, lost)
+                if lost <= MAX_FILL_FRAMES:
+                    out.append(np.zeros(lost * FRAME_SAMPLES, np.int16))
+        self._seq = msg.seq
+        out.append(np.frombuffer(msg.pcm, "<i2").astype(np.int16))
+        self._last_audio = time.monotonic()
+        return out
+
+    def read(self, timeout: float) -> np.ndarray | None:
+        """Audio that arrived within ``timeout`` s (float32); None once the board stalls."""
+        deadline = time.monotonic() + timeout
+        parts: list[np.ndarray] = []
+        while time.monotonic() < deadline:
+            try:
+                parts.extend(self._pump())
+            except SerialRecordError as e:
+                _LOGGER.error("%s", e)
+                return None
+        if not parts:
+            if time.monotonic() - self._last_audio > self.stall_timeout_s:
+                _LOGGER.error("%s: no audio for %.1f s", self.port, self.stall_timeout_s)
+                return None
+            return np.zeros(0, np.float32)
+        return np.concatenate(parts).astype(np.float32) / 32768.0
+
+    def close(self) -> None:
+        try:
+            self._ser.write(P.format_message(P.Command("mode", "detect")).encode("ascii"))
+            self._ser.flush()
+        except Exception:
+            _LOGGER.debug("%s: could not switch back to detect mode", self.port, exc_info=True)
+        try:
+            self._ser.close()
+        except Exception:
+            _LOGGER.debug("%s: close failed", self.port, exc_info=True)
+
+
+def open_serial_source(port: str, baud: int = 115200) -> SerialAudioSource:
+    """The source ``earshotd record --from PORT`` reads (raises SerialRecordError)."""
+    return SerialAudioSource(port, baud)
