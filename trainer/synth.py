@@ -1,0 +1,476 @@
+"""The built-in synthetic dataset: espeak-ng keywords and smoke-alarm patterns, from one seed.
+
+``earshot-train synth OUT`` writes
+
+* ``OUT/keywords/``: Speech Commands layout. yes/no/up/down/left/right/go/stop spoken by
+  espeak-ng; a "speaker" is one voice + variant + pitch, and the file names are
+  ``<speaker>_nohash_<n>.wav``. Each clip has its own speed (words per minute) and amplitude
+  (``-a``), is resampled from espeak's 22.05 kHz to 16 kHz, trimmed, placed in 1 s with a small
+  random offset, and gets a faint white-noise floor. ``validation_list.txt`` and
+  ``testing_list.txt`` put 10 % of the speakers each in val and test. ``_background_noise_/``
+  holds 15 s of white, pink, brown and hum+fan noise.
+* ``OUT/alarm/``: one folder per label. ``smoke_alarm/``: 1 s windows holding at least 80 ms of
+  tone from a T3 pattern (NFPA 72 / ISO 8201: 0.5 s on, 0.5 s off, three times, then 1.5 s off)
+  or a T4 pattern (NFPA 720 CO alarms: four 0.1 s beeps 0.1 s apart, then 5 s off); the tone is
+  a piezo's ~3.0-3.4 kHz fundamental with a second harmonic and a slight wobble, at a random
+  level over a random noise at 0-30 dB SNR. ``background/``: negatives: espeak-ng speech, noise,
+  beeps away from the alarm band (microwave-like 2 kHz, 1 kHz, 440 Hz, 4-5 kHz), clicks and
+  near-silence. Also a ``_background_noise_/`` folder for augmentation.
+
+Every random choice comes from ``numpy.random.default_rng((seed, set, class, index))`` and
+espeak-ng is deterministic, so the same seed writes byte-identical WAVs. espeak-ng runs in a
+pool of two worker threads (each call is its own process).
+
+``make_stream`` renders a test/demo stream with keyword or alarm events at known onsets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import logging
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from daemon.wavio import TARGET_RATE, resample, write_wav
+
+_LOGGER = logging.getLogger(__name__)
+
+FS = TARGET_RATE
+KEYWORDS = ("yes", "no", "up", "down", "left", "right", "go", "stop")
+BASE_VOICES = ("en", "en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc")
+VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m7", "f1", "f2", "f3", "f4", "f5", "croak", "klatt")
+NEGATIVE_WORDS = (
+    "hello", "kitchen", "coffee", "window", "music", "morning", "dinner", "weather", "garden",
+    "table", "seven", "happy", "later", "paper", "water", "listen", "never", "okay",
+)  # fmt: skip
+ALARM_LABELS = ("smoke_alarm", "background")
+DEFAULT_PER_LABEL = {"keywords": 40, "alarm": 150}
+MARKER = "SYNTH.json"
+_WORD = re.compile(r"^[a-z][a-z' ]*$")
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One espeak-ng "speaker": a voice, a variant and a pitch."""
+
+    base: str
+    """espeak-ng language voice, e.g. "en-gb"."""
+    variant: str
+    """espeak-ng variant appended with "+", e.g. "f3"."""
+    pitch: int
+    """espeak-ng -p pitch (0-99)."""
+
+    @property
+    def speaker(self) -> str:
+        return f"{self.base.replace('-', '')}-{self.variant}-p{self.pitch}"
+
+
+# --- sound sources ---------------------------------------------------------------------------
+
+
+def espeak(text: str, voice: Voice, speed: int = 160, amplitude: int = 100) -> np.ndarray:
+    """``text`` spoken by espeak-ng, float32 at 16 kHz (untrimmed)."""
+    cmd = ["espeak-ng", "--stdout", "-v", f"{voice.base}+{voice.variant}", "-s", str(speed),
+           "-p", str(voice.pitch), "-a", str(amplitude), text]  # fmt: skip
+    try:
+        out = subprocess.run(cmd, capture_output=True, check=True, timeout=30).stdout
+    except FileNotFoundError:
+        raise FileNotFoundError("espeak-ng not found: run scripts/install-system-deps") from None
+    except subprocess.CalledProcessError as e:
+        raise RuntimeError(f"espeak-ng failed for {text!r}: {e.stderr.decode().strip()}") from None
+    # espeak-ng --stdout writes a 44-byte RIFF header with a placeholder size, then int16 PCM.
+    rate = int.from_bytes(out[24:28], "little")
+    pcm = np.frombuffer(out[44 : 44 + (len(out) - 44) // 2 * 2], "<i2").astype(np.float32)
+    return resample(pcm / 32768.0, rate, FS)
+
+
+@functools.lru_cache(maxsize=512)
+def _espeak_cached(text: str, voice: Voice, speed: int) -> np.ndarray:
+    audio = trim(espeak(text, voice, speed))
+    audio.setflags(write=False)
+    return audio
+
+
+def trim(audio: np.ndarray, floor_dbfs: float = -45.0) -> np.ndarray:
+    """Cut leading and trailing samples quieter than ``floor_dbfs`` below the peak."""
+    if audio.size == 0:
+        return audio
+    level = np.max(np.abs(audio)) * 10.0 ** (floor_dbfs / 20.0)
+    loud = np.flatnonzero(np.abs(audio) > level)
+    return audio[loud[0] : loud[-1] + 1] if loud.size else audio[:0]
+
+
+def noise(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` samples of unit-RMS noise: "white", "pink", "brown" or "hum" (mains hum + fan)."""
+    if kind == "white":
+        x = rng.standard_normal(n)
+    elif kind in ("pink", "brown"):
+        spec = np.fft.rfft(rng.standard_normal(n))
+        f = np.fft.rfftfreq(n, 1.0 / FS)
+        f[0] = f[1]
+        spec *= 1.0 / np.sqrt(f) if kind == "pink" else 1.0 / np.maximum(f, 20.0)
+        x = np.fft.irfft(spec, n)
+    elif kind == "hum":
+        t = np.arange(n) / FS
+        mains = rng.choice([50.0, 60.0])
+        x = sum(a * np.sin(2 * np.pi * mains * k * t + rng.uniform(0, 6.3))
+                for k, a in ((1, 1.0), (2, 0.5), (3, 0.3), (5, 0.1)))  # fmt: skip
+        blade = rng.uniform(15.0, 40.0)  # fan blade-pass rate (Hz) modulating broadband noise
+        fan = noise("pink", n, rng) * (1.0 + 0.3 * np.sin(2 * np.pi * blade * t))
+        x = np.asarray(x) + 0.7 * fan
+    else:
+        raise ValueError(f"unknown noise kind {kind!r}")
+    x = np.asarray(x, np.float64)
+    x -= x.mean()
+    return (x / (np.sqrt(np.mean(x**2)) + 1e-12)).astype(np.float32)
+
+
+def _db(db: float) -> float:
+    return float(10.0 ** (db / 20.0))
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
+
+
+# --- alarms ----------------------------------------------------------------------------------
+
+
+def alarm_schedule(kind: str, cycles: int, rng: np.random.Generator | None = None) -> list:
+    """(on_s, off_s) pairs for ``cycles`` cycles of "t3" or "t4", timings jittered by up to 10 %."""
+    if kind == "t3":
+        cycle = [(0.5, 0.5), (0.5, 0.5), (0.5, 1.5)]
+    elif kind == "t4":
+        cycle = [(0.1, 0.1), (0.1, 0.1), (0.1, 0.1), (0.1, 5.0)]
+    else:
+        raise ValueError(f"unknown alarm pattern {kind!r} (t3 or t4)")
+    j = (lambda: 1.0) if rng is None else (lambda: float(rng.uniform(0.9, 1.1)))
+    return [(on * j(), off * j()) for _ in range(cycles) for on, off in cycle]
+
+
+def render_tones(
+    schedule: Sequence[tuple[float, float]],
+    freq: float,
+    rng: np.random.Generator,
+    harmonic: float = 0.3,
+    lead_s: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Beeps at ``freq`` Hz following ``schedule``; returns (audio peak ~1, boolean on-mask)."""
+    total = lead_s + sum(on + off for on, off in schedule)
+    n = int(round(total * FS))
+    t = np.arange(n) / FS
+    wobble = 1.0 + 0.003 * np.sin(2 * np.pi * rng.uniform(3.0, 8.0) * t)
+    phase = 2 * np.pi * np.cumsum(freq * wobble) / FS
+    tone = np.sin(phase)
+    if 2 * freq < 0.49 * FS:
+        tone += harmonic * np.sin(2 * phase + rng.uniform(0, 6.3))
+    env = np.zeros(n)
+    start = lead_s
+    ramp = int(0.004 * FS)  # 4 ms attack/release: a driven piezo settles in a few ms
+    for on, off in schedule:
+        a, b = int(round(start * FS)), min(n, int(round((start + on) * FS)))
+        seg = np.ones(b - a)
+        k = min(ramp, seg.size // 2)
+        if k:
+            seg[:k] = np.linspace(0, 1, k)
+            seg[-k:] = np.linspace(1, 0, k)
+        env[a:b] = seg
+        start += on + off
+    audio = tone * env
+    return (audio / (np.max(np.abs(audio)) + 1e-12)).astype(np.float32), env > 0.5
+
+
+def _mix_noise(x: np.ndarray, rng: np.random.Generator, snr_db: float, ref_rms: float) -> None:
+    kind = str(rng.choice(["white", "pink", "brown", "hum"]))
+    x += noise(kind, x.size, rng) * np.float32(ref_rms / _db(snr_db))
+
+
+def _alarm_clip(rng: np.random.Generator, n: int = FS) -> np.ndarray:
+    kind = "t3" if rng.random() < 0.6 else "t4"
+    audio, on = render_tones(
+        alarm_schedule(kind, 2, rng), rng.uniform(2950, 3450), rng, rng.uniform(0.1, 0.5)
+    )
+    c = np.concatenate([[0], np.cumsum(on)])
+    counts = c[n:] - c[:-n]  # on-samples in each n-sample window
+    starts = np.flatnonzero(counts >= int(0.08 * FS))
+    s = int(starts[rng.integers(starts.size)])
+    x = audio[s : s + n] * np.float32(_db(rng.uniform(-36.0, -6.0)))
+    _mix_noise(x, rng, rng.uniform(0.0, 30.0), _rms(x[on[s : s + n]]))
+    return x
+
+
+def _beep_clip(rng: np.random.Generator, n: int) -> np.ndarray:
+    freq = float(rng.choice([440.0, 1000.0, 1500.0, 2000.0, 2400.0, 4000.0, 4500.0, 5000.0]))
+    pattern = int(rng.integers(3))
+    if pattern == 0:  # microwave: a few 0.3 s beeps
+        sched = [(0.3, 0.2)] * 3
+    elif pattern == 1:  # one long tone
+        sched = [(rng.uniform(0.3, 1.0), 0.5)]
+    else:  # fast timer chirps
+        sched = [(0.05, 0.1)] * 8
+    audio, _ = render_tones(sched, freq, rng, rng.uniform(0.0, 0.3), rng.uniform(0.0, 0.5))
+    return _fit(audio, n) * np.float32(_db(rng.uniform(-30.0, -6.0)))
+
+
+def _click_clip(rng: np.random.Generator, n: int) -> np.ndarray:
+    x = np.zeros(n, np.float32)
+    rate = rng.uniform(1.0, 10.0)
+    burst = np.exp(-np.arange(80) / rng.uniform(5.0, 20.0)) * rng.standard_normal(80)
+    for t in np.arange(rng.uniform(0, 1.0 / rate), 1.0, 1.0 / rate):
+        a = int(t * FS)
+        m = min(80, n - a)
+        x[a : a + m] += (burst[:m] * rng.uniform(0.1, 0.5)).astype(np.float32)
+    return x
+
+
+def _speech_clip(rng: np.random.Generator, n: int, voices: Sequence[Voice]) -> np.ndarray:
+    words = " ".join(rng.choice(NEGATIVE_WORDS, size=int(rng.integers(1, 3))))
+    voice = voices[int(rng.integers(len(voices)))]
+    audio = trim(espeak(words, voice, int(rng.integers(140, 200)), int(rng.integers(30, 131))))
+    return _place(audio, rng, n, 0.3)
+
+
+def _negative_clip(rng: np.random.Generator, voices: Sequence[Voice], n: int = FS) -> np.ndarray:
+    kind = rng.choice(["speech", "noise", "beep", "clicks", "quiet"], p=[0.3, 0.2, 0.25, 0.15, 0.1])
+    if kind == "speech":
+        x = _speech_clip(rng, n, voices)
+    elif kind == "beep":
+        x = _beep_clip(rng, n)
+    elif kind == "clicks":
+        x = _click_clip(rng, n)
+    else:
+        x = np.zeros(n, np.float32)
+    if kind in ("noise", "quiet"):
+        lo, hi = (-50.0, -15.0) if kind == "noise" else (-75.0, -50.0)
+        _mix_noise(x, rng, 0.0, _db(rng.uniform(lo, hi)))
+    else:
+        _mix_noise(x, rng, rng.uniform(5.0, 35.0), max(_rms(x), 1e-4))
+    return x
+
+
+# --- keywords --------------------------------------------------------------------------------
+
+
+def _fit(audio: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros(n, np.float32)
+    m = min(n, audio.size)
+    out[:m] = audio[:m]
+    return out
+
+
+def _place(audio: np.ndarray, rng: np.random.Generator, n: int, max_shift_s: float) -> np.ndarray:
+    """Put ``audio`` in ``n`` samples, centred, then moved by up to ``max_shift_s`` seconds."""
+    audio = audio[:n]
+    slack = n - audio.size
+    shift = int(rng.uniform(-1, 1) * min(slack / 2, max_shift_s * FS))
+    start = slack // 2 + shift
+    out = np.zeros(n, np.float32)
+    out[start : start + audio.size] = audio
+    return out
+
+
+def pick_voices(count: int, rng: np.random.Generator) -> list[Voice]:
+    """``count`` distinct speakers (voice, variant, pitch), sorted by speaker id."""
+    combos = [(b, v) for b in BASE_VOICES for v in VARIANTS]
+    if count > len(combos):
+        raise ValueError(f"--speakers {count}: at most {len(combos)} distinct voices")
+    idx = rng.choice(len(combos), size=count, replace=False)
+    voices = {Voice(*combos[i], int(rng.integers(25, 76))) for i in idx}
+    return sorted(voices, key=lambda v: v.speaker)
+
+
+def _keyword_clip(word: str, voice: Voice, rng: np.random.Generator) -> np.ndarray:
+    speed, amp = int(rng.integers(120, 211)), int(rng.integers(30, 131))
+    x = _place(trim(espeak(word, voice, speed, amp)), rng, FS, 0.15)
+    x += noise("white", FS, rng) * np.float32(_db(rng.uniform(-70.0, -50.0)))
+    return x
+
+
+def _write_lists(out: Path, voices: list[Voice], files: dict[str, list[str]], seed: int) -> None:
+    rng = np.random.default_rng((seed, 99))
+    order = [voices[i].speaker for i in rng.permutation(len(voices))]
+    k = max(1, round(len(voices) * 0.1))
+    if len(voices) < 3:
+        _LOGGER.warning(
+            "%d speakers: no validation/testing lists, the hash split applies", len(voices)
+        )
+        return
+    for name, chosen in (
+        ("validation_list.txt", order[:k]),
+        ("testing_list.txt", order[k : 2 * k]),
+    ):
+        lines = sorted(f for spk in chosen for f in files.get(spk, []))
+        (out / name).write_text("".join(f"{line}\n" for line in lines))
+
+
+def _background_folder(out: Path, seed: int, seconds: float = 15.0) -> None:
+    for i, kind in enumerate(("white", "pink", "brown", "hum")):
+        rng = np.random.default_rng((seed, 7, i))
+        level = _db(rng.uniform(-30.0, -20.0))
+        write_wav(out / "_background_noise_" / f"{kind}_noise.wav",
+                  noise(kind, int(seconds * FS), rng) * np.float32(level))  # fmt: skip
+
+
+def _run_jobs(jobs: list[tuple[Path, Callable[[], np.ndarray]]], desc: str, workers: int) -> None:
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [(path, pool.submit(fn)) for path, fn in jobs]
+        for path, fut in tqdm(futures, desc=desc, unit="clip"):
+            write_wav(path, np.clip(fut.result(), -1.0, 1.0))
+
+
+def _fresh(folder: Path) -> None:
+    if folder.exists():
+        if not (folder / MARKER).is_file():
+            raise ValueError(
+                f"{folder}: exists and was not written by synth; remove it or pick OUT"
+            )
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+
+
+def synth_keywords(out: Path, seed: int, per_label: int, speakers: int, workers: int = 2) -> None:
+    """Write the keyword set (Speech Commands layout) to ``out``."""
+    _fresh(out)
+    voices = pick_voices(speakers, np.random.default_rng((seed, 1)))
+    jobs, files = [], {}
+    for w, word in enumerate(KEYWORDS):
+        for i in range(per_label):
+            voice = voices[i % len(voices)]
+            rel = f"{word}/{voice.speaker}_nohash_{i // len(voices)}.wav"
+            files.setdefault(voice.speaker, []).append(rel)
+            rng = np.random.default_rng((seed, 2, w, i))
+            jobs.append((out / rel, functools.partial(_keyword_clip, word, voice, rng)))
+    _run_jobs(jobs, "keywords", workers)
+    _write_lists(out, voices, files, seed)
+    _background_folder(out, seed)
+    _marker(out, seed, per_label, speakers)
+
+
+def synth_alarm(out: Path, seed: int, per_label: int, speakers: int, workers: int = 2) -> None:
+    """Write the smoke-alarm set (folder per label) to ``out``."""
+    _fresh(out)
+    voices = pick_voices(speakers, np.random.default_rng((seed, 3)))
+    jobs: list[tuple[Path, Callable[[], np.ndarray]]] = []
+    for i in range(per_label):
+        rng = np.random.default_rng((seed, 4, 0, i))
+        jobs.append(
+            (out / "smoke_alarm" / f"alarm{i:04d}.wav", functools.partial(_alarm_clip, rng))
+        )
+    for i in range(per_label):
+        rng = np.random.default_rng((seed, 4, 1, i))
+        fn = functools.partial(_negative_clip, rng, voices)
+        jobs.append((out / "background" / f"negative{i:04d}.wav", fn))
+    _run_jobs(jobs, "alarm", workers)
+    _background_folder(out, seed + 1)
+    _marker(out, seed, per_label, speakers)
+
+
+def _marker(out: Path, seed: int, per_label: int, speakers: int) -> None:
+    info = {"generator": "earshot-train synth", "seed": seed, "per_label": per_label,
+            "speakers": speakers}  # fmt: skip
+    (out / MARKER).write_text(json.dumps(info, indent=2) + "\n")
+
+
+# --- streams ---------------------------------------------------------------------------------
+
+
+_STREAM_VOICES = (Voice("en-us", "m3", 50), Voice("en-gb", "f3", 60), Voice("en", "m1", 40),
+                  Voice("en-us", "f2", 55))  # fmt: skip
+
+
+def _event_audio(label: str, rng: np.random.Generator) -> np.ndarray:
+    if label == "smoke_alarm":
+        audio, _ = render_tones(alarm_schedule("t3", 1)[:3], rng.uniform(3000, 3400), rng)
+        return audio[: int(2.5 * FS)]  # the three beeps; the 1.5 s pause belongs to no event
+    if label == "co_alarm":
+        audio, _ = render_tones(alarm_schedule("t4", 1), rng.uniform(3000, 3400), rng)
+        return audio[: int(0.7 * FS)]
+    if not _WORD.match(label):
+        raise ValueError(f"make_stream: event label {label!r} is neither an alarm nor a word")
+    voice = _STREAM_VOICES[int(rng.integers(len(_STREAM_VOICES)))]
+    return np.array(_espeak_cached(label, voice, int(rng.integers(150, 181))))
+
+
+def make_stream(
+    seed: int,
+    duration_s: float,
+    events: Sequence[tuple[float, str]],
+    background: str = "noise",
+    snr_db: float = 20.0,
+    level_dbfs: float = -20.0,
+) -> tuple[np.ndarray, list[dict]]:
+    """A 16 kHz float32 stream with events at the given onsets, and its ground truth.
+
+    ``events`` are (onset seconds, label): "smoke_alarm" (one T3 cycle, 3 beeps, 2.5 s),
+    "co_alarm" (T4, 4 beeps, 0.7 s) or a word spoken by espeak-ng. Each event is scaled to
+    ``level_dbfs`` RMS; the ``background`` "noise" (pink + hum) sits ``snr_db`` below that,
+    "silence" is digital zero. Returns (audio, [{"label", "onset_s", "end_s"}, ...]).
+    """
+    if background not in ("noise", "silence"):
+        raise ValueError(f"make_stream: background {background!r} is not 'noise' or 'silence'")
+    n = int(round(duration_s * FS))
+    if n <= 0:
+        raise ValueError(f"make_stream: duration_s {duration_s} must be positive")
+    rng = np.random.default_rng(seed)
+    out = np.zeros(n, np.float32)
+    truth = []
+    for onset, label in sorted(events):
+        a = int(round(onset * FS))
+        if not 0 <= a < n:
+            raise ValueError(
+                f"make_stream: event {label!r} at {onset} s is outside 0-{duration_s} s"
+            )
+        audio = _event_audio(label, rng)
+        audio = audio * np.float32(_db(level_dbfs) / max(_rms(audio), 1e-9))
+        m = min(audio.size, n - a)
+        out[a : a + m] += audio[:m]
+        truth.append({"label": label, "onset_s": a / FS, "end_s": (a + m) / FS})
+    if background == "noise":
+        bed = noise("pink", n, rng) + 0.5 * noise("hum", n, rng)
+        out += bed * np.float32(_db(level_dbfs - snr_db) / _rms(bed))
+    return np.clip(out, -1.0, 1.0).astype(np.float32), truth
+
+
+# --- CLI -------------------------------------------------------------------------------------
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "synth",
+        help="write the built-in synthetic dataset (espeak-ng keywords, smoke alarms)",
+        description="Write the synthetic keyword and smoke-alarm sets, deterministically.",
+    )
+    p.add_argument("out", metavar="OUT", help="output folder (keywords/ and alarm/ go inside)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--set", choices=("keywords", "alarm", "all"), default="all",
+                   help="which set to write (default: all)")  # fmt: skip
+    p.add_argument("--per-label", type=int, default=None,
+                   help="clips per label (default: 40 per keyword, 150 per alarm class)")  # fmt: skip
+    p.add_argument("--speakers", type=int, default=20,
+                   help="distinct espeak-ng voice/pitch speakers (default: 20)")  # fmt: skip
+    p.add_argument("--workers", type=int, default=2, help="parallel espeak-ng calls (default: 2)")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if args.per_label is not None and args.per_label < 1:
+        raise ValueError(f"--per-label {args.per_label}: must be at least 1")
+    if args.speakers < 1:
+        raise ValueError(f"--speakers {args.speakers}: must be at least 1")
+    for name, fn in (("keywords", synth_keywords), ("alarm", synth_alarm)):
+        if args.set in (name, "all"):
+            per = args.per_label or DEFAULT_PER_LABEL[name]
+            fn(out / name, args.seed, per, args.speakers, args.workers)
+            print(f"wrote {out / name} ({per} clips per label)")
+    return 0
