@@ -11,7 +11,7 @@ Fixtures
 --------
 ``synth_root``     folder with ``keywords/`` (Speech Commands layout) and ``alarm/``.
 ``pi_bundle``      Pi bundle (stft + simple_audio) trained on the keywords.
-``rp2040_bundle``  RP2040 bundle (q15 + ds_cnn, int8) trained on the keywords.
+``rp2040_bundle``  RP2040 bundle (q15 + rp2040_seed, int8) trained on the keywords.
 ``alarm_bundles``  ``{"pi": path, "rp2040": path}``: binary smoke-alarm detectors
                    transfer-learned from the two keyword bundles.
 """
@@ -35,7 +35,9 @@ CACHE = REPO / "build" / "test-cache"
 
 SYNTH_PER_LABEL = 60
 """Clips per label in the fixture data set (keywords: 8 labels)."""
-TRAIN_EPOCHS = 12
+ALARM_PER_LABEL = 40
+"""Clips per label in the fixture alarm set (smoke_alarm, background)."""
+TRAIN_EPOCHS = 20
 """Epochs for the fixture bundles (early stopping may end sooner)."""
 BUILD_TIMEOUT_S = 900
 """Upper bound on any one fixture command."""
@@ -95,13 +97,13 @@ def cached(name: str, params: dict, make: Callable[[Path], None]) -> Path:
 @pytest.fixture(scope="session")
 def synth_root() -> Path:
     """Built-in synthetic data: ``keywords/`` and ``alarm/`` (small, deterministic)."""
-    params = {"seed": 0, "per_label": SYNTH_PER_LABEL, "set": "all"}
+    params = {"seed": 0, "per_label": SYNTH_PER_LABEL, "alarm_per_label": ALARM_PER_LABEL}
 
     def make(tmp: Path) -> None:
-        run_cli(
-            "trainer", "synth", str(tmp), "--seed", "0", "--set", "all",
-            "--per-label", str(SYNTH_PER_LABEL),
-        )
+        run_cli("trainer", "synth", str(tmp), "--seed", "0", "--set", "keywords",
+                "--per-label", str(SYNTH_PER_LABEL))
+        run_cli("trainer", "synth", str(tmp), "--seed", "0", "--set", "alarm",
+                "--per-label", str(ALARM_PER_LABEL))
 
     return cached("synth", params, make)
 
@@ -129,7 +131,7 @@ def pi_bundle(keyword_bundles: dict[str, Path]) -> Path:
 
 @pytest.fixture(scope="session")
 def rp2040_bundle(keyword_bundles: dict[str, Path]) -> Path:
-    """RP2040 bundle (q15 front end, ds_cnn, full int8) trained on the synthetic keywords."""
+    """RP2040 bundle (q15 front end, rp2040_seed, full int8) trained on the synthetic keywords."""
     return keyword_bundles["rp2040"]
 
 

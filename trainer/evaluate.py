@@ -36,11 +36,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("bundles", nargs="+", type=Path, metavar="BUNDLE", help="bundle folders")
-    p.add_argument("--data", type=Path,
-                   help="data set root to take the test split from (default: the one each "
-                        "bundle was trained on, from its manifest)")
-    p.add_argument("--out", type=Path, default=Path("out/evaluation"),
-                   help="report folder (default: out/evaluation)")
+    p.add_argument(
+        "--data",
+        type=Path,
+        help="data set root to take the test split from (default: the one each "
+        "bundle was trained on, from its manifest)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("out/evaluation"),
+        help="report folder (default: out/evaluation)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -49,12 +56,17 @@ def float_bundle(b: Bundle) -> Bundle | None:
     """The bundle's float model as a bundle of its own (None if the bundle is float already)."""
     if b.manifest["input"].get("dtype") == "float32":
         return None
-    m = {**b.manifest, "model_file": "model_float.tflite",
-         "input": {**b.manifest["input"], "dtype": "float32"}}
+    m = {
+        **b.manifest,
+        "model_file": "model_float.tflite",
+        "input": {**b.manifest["input"], "dtype": "float32"},
+    }
     return replace(b, manifest=m)
 
 
-def score_clips(b: Bundle, clips: np.ndarray, progress: bool = True, use_float: bool = False) -> np.ndarray:
+def score_clips(
+    b: Bundle, clips: np.ndarray, progress: bool = True, use_float: bool = False
+) -> np.ndarray:
     """Probabilities ``(n, labels)`` for 1 s clips, through the daemon's Classifier."""
     from tqdm import tqdm
 
@@ -64,7 +76,9 @@ def score_clips(b: Bundle, clips: np.ndarray, progress: bool = True, use_float: 
     clf = Classifier(b)
     out = np.empty((len(clips), len(b.labels)), np.float32)
     desc = f"{b.name} {'float' if use_float else b.manifest['input']['dtype']}"
-    for i, clip in enumerate(tqdm(clips, desc=desc, unit="clip", disable=not progress, leave=False)):
+    for i, clip in enumerate(
+        tqdm(clips, desc=desc, unit="clip", disable=not progress, leave=False)
+    ):
         out[i] = clf.scores(clip)
     return out
 
@@ -80,31 +94,54 @@ def model_report(scores: np.ndarray, y: np.ndarray, labels: list[str]) -> dict[s
     """Accuracy, per-class accuracy (recall) and the confusion matrix of one model."""
     pred = scores.argmax(axis=1)
     cm = confusion(y, pred, len(labels))
-    per = {lab: (round(float(cm[i, i] / cm[i].sum()), 4) if cm[i].sum() else None)
-           for i, lab in enumerate(labels)}
-    return {"accuracy": round(float((pred == y).mean()) if len(y) else 0.0, 4),
-            "per_class": per, "confusion": cm.tolist(), "n": int(len(y))}
+    per = {
+        lab: (round(float(cm[i, i] / cm[i].sum()), 4) if cm[i].sum() else None)
+        for i, lab in enumerate(labels)
+    }
+    return {
+        "accuracy": round(float((pred == y).mean()) if len(y) else 0.0, 4),
+        "per_class": per,
+        "confusion": cm.tolist(),
+        "n": int(len(y)),
+    }
 
 
-def bundle_metrics(b: Bundle, clips: np.ndarray, y: np.ndarray, progress: bool = True) -> dict[str, Any]:
+def bundle_metrics(
+    b: Bundle, clips: np.ndarray, y: np.ndarray, progress: bool = True
+) -> dict[str, Any]:
     """Test metrics for the manifest: the bundle's model and its float model."""
     main = model_report(score_clips(b, clips, progress), y, b.labels)
     fl = main
     if float_bundle(b) is not None:
         fl = model_report(score_clips(b, clips, progress, use_float=True), y, b.labels)
-    return {"test_accuracy": main["accuracy"], "test_accuracy_float": fl["accuracy"],
-            "test_per_class": main["per_class"], "n_test": main["n"]}
+    return {
+        "test_accuracy": main["accuracy"],
+        "test_accuracy_float": fl["accuracy"],
+        "test_per_class": main["per_class"],
+        "n_test": main["n"],
+    }
 
 
 def _split_key(t: dict[str, Any], data: Path | None) -> str:
-    keys = ("root", "layout", "label_subset", "unknown", "silence", "seed", "val_percent", "test_percent")
+    keys = (
+        "root",
+        "layout",
+        "label_subset",
+        "unknown",
+        "silence",
+        "seed",
+        "val_percent",
+        "test_percent",
+    )
     d = {k: t.get(k) for k in keys}
     if data is not None:
         d["root"], d["layout"] = str(data), "auto"
     return json.dumps(d, sort_keys=True)
 
 
-def derive_test_split(b: Bundle, data: Path | None, cache: dict, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+def derive_test_split(
+    b: Bundle, data: Path | None, cache: dict, progress: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """The bundle's test split, labels mapped to the bundle's output order."""
     from .datasets import load_dataset, load_split
 
@@ -114,10 +151,17 @@ def derive_test_split(b: Bundle, data: Path | None, cache: dict, progress: bool)
     key = _split_key(t, data)
     if key not in cache:
         spec = json.loads(key)
-        ds = load_dataset(spec["root"], layout=spec["layout"] or "auto", labels=spec["label_subset"],
-                          unknown=bool(spec["unknown"]), silence=bool(spec["silence"]),
-                          seed=int(spec["seed"] or 0), val_percent=float(spec["val_percent"] or 10.0),
-                          test_percent=float(spec["test_percent"] or 10.0), progress=progress)
+        ds = load_dataset(
+            spec["root"],
+            layout=spec["layout"] or "auto",
+            labels=spec["label_subset"],
+            unknown=bool(spec["unknown"]),
+            silence=bool(spec["silence"]),
+            seed=int(spec["seed"] or 0),
+            val_percent=float(spec["val_percent"] or 10.0),
+            test_percent=float(spec["test_percent"] or 10.0),
+            progress=progress,
+        )
         cache[key] = (list(ds.labels), *load_split(ds, "test"))
     ds_labels, x, y = cache[key]
     return x, _map_labels(b, ds_labels, y)
@@ -131,8 +175,10 @@ def _map_labels(b: Bundle, ds_labels: list[str], y: np.ndarray) -> np.ndarray:
         return (y == ds_labels.index(positive)).astype(np.int64)
     missing = [lab for lab in ds_labels if lab not in b.labels]
     if missing:
-        raise ValueError(f"bundle {b.path}: data set label(s) {', '.join(missing)} are not in the "
-                         f"bundle's labels {b.labels}")
+        raise ValueError(
+            f"bundle {b.path}: data set label(s) {', '.join(missing)} are not in the "
+            f"bundle's labels {b.labels}"
+        )
     return np.array([b.labels.index(ds_labels[i]) for i in y], np.int64)
 
 
@@ -154,8 +200,15 @@ def plot_confusion(cm: np.ndarray, labels: list[str], title: str, path: Path) ->
     top = cm.max() if cm.size else 0
     for i in range(n):
         for j in range(n):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
-                    color="white" if cm[i, j] > top / 2 else "black")
+            ax.text(
+                j,
+                i,
+                str(cm[i, j]),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if cm[i, j] > top / 2 else "black",
+            )
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -164,28 +217,42 @@ def plot_confusion(cm: np.ndarray, labels: list[str], title: str, path: Path) ->
 def format_confusion(cm: np.ndarray, labels: list[str]) -> str:
     """Confusion matrix as text (rows true, columns predicted)."""
     w = max(6, *(len(lab) for lab in labels)) + 1
-    lines = [" " * w + "".join(f"{lab[:w - 1]:>{w}}" for lab in labels)]
+    lines = [" " * w + "".join(f"{lab[: w - 1]:>{w}}" for lab in labels)]
     for lab, row in zip(labels, cm, strict=True):
         lines.append(f"{lab:<{w}}" + "".join(f"{v:>{w}}" for v in row))
     return "\n".join(lines)
 
 
-def evaluate_bundle(b: Bundle, x: np.ndarray, y: np.ndarray, out: Path, progress: bool) -> dict[str, Any]:
+def evaluate_bundle(
+    b: Bundle, x: np.ndarray, y: np.ndarray, out: Path, progress: bool
+) -> dict[str, Any]:
     """Score one bundle (and its float model), write its PNGs; returns its report entry."""
     kinds = {"float": True} if float_bundle(b) is None else {"int8": False, "float": True}
     entry: dict[str, Any] = {
-        "bundle": str(b.path), "name": b.name, "target": b.manifest["target"],
-        "architecture": b.manifest.get("architecture"), "frontend": b.manifest["frontend"]["name"],
-        "labels": b.labels, "model_sha256": b.sha256, "models": {},
+        "bundle": str(b.path),
+        "name": b.name,
+        "target": b.manifest["target"],
+        "architecture": b.manifest.get("architecture"),
+        "frontend": b.manifest["frontend"]["name"],
+        "labels": b.labels,
+        "model_sha256": b.sha256,
+        "models": {},
     }
     for kind, use_float in kinds.items():
         rep = model_report(score_clips(b, x, progress, use_float=use_float), y, b.labels)
         png = out / f"{_slug(b)}-{kind}-confusion.png"
-        plot_confusion(np.array(rep["confusion"]), b.labels, f"{b.name} ({kind}), acc {rep['accuracy']:.3f}", png)
+        plot_confusion(
+            np.array(rep["confusion"]),
+            b.labels,
+            f"{b.name} ({kind}), acc {rep['accuracy']:.3f}",
+            png,
+        )
         rep["confusion_png"] = png.name
         entry["models"][kind] = rep
     if "int8" in entry["models"]:
-        entry["int8_minus_float"] = round(entry["models"]["int8"]["accuracy"] - entry["models"]["float"]["accuracy"], 4)
+        entry["int8_minus_float"] = round(
+            entry["models"]["int8"]["accuracy"] - entry["models"]["float"]["accuracy"], 4
+        )
     return entry
 
 
@@ -195,12 +262,18 @@ def _slug(b: Bundle) -> str:
 
 def markdown(report: dict[str, Any]) -> str:
     """A short Markdown report with the comparison table and the confusion plots."""
-    lines = ["# earshot evaluation", "", "| bundle | target | front end | architecture | model | "
-             "accuracy | test clips |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "# earshot evaluation",
+        "",
+        "| bundle | target | front end | architecture | model | accuracy | test clips |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for e in report["bundles"]:
         for kind, rep in e["models"].items():
-            lines.append(f"| {e['name']} | {e['target']} | {e['frontend']} | {e['architecture']} | "
-                         f"{kind} | {rep['accuracy']:.4f} | {rep['n']} |")
+            lines.append(
+                f"| {e['name']} | {e['target']} | {e['frontend']} | {e['architecture']} | "
+                f"{kind} | {rep['accuracy']:.4f} | {rep['n']} |"
+            )
     for e in report["bundles"]:
         lines += ["", f"## {e['name']}", ""]
         if "int8_minus_float" in e:
@@ -210,13 +283,17 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append("|---|" + "---|" * len(e["models"]))
         for lab in e["labels"]:
             vals = [e["models"][k]["per_class"][lab] for k in e["models"]]
-            lines.append(f"| {lab} | " + " | ".join("-" if v is None else f"{v:.3f}" for v in vals) + " |")
+            lines.append(
+                f"| {lab} | " + " | ".join("-" if v is None else f"{v:.3f}" for v in vals) + " |"
+            )
         for kind, rep in e["models"].items():
             lines += ["", f"![{e['name']} {kind} confusion]({rep['confusion_png']})"]
     return "\n".join(lines) + "\n"
 
 
-def evaluate(paths: list[Path], out: Path, data: Path | None = None, progress: bool = True) -> dict[str, Any]:
+def evaluate(
+    paths: list[Path], out: Path, data: Path | None = None, progress: bool = True
+) -> dict[str, Any]:
     """Evaluate bundles into ``out`` (report.json, report.md, PNGs); returns the report."""
     out.mkdir(parents=True, exist_ok=True)
     cache: dict = {}
@@ -235,8 +312,10 @@ def run(args: argparse.Namespace) -> int:
     report = evaluate(list(args.bundles), args.out, args.data, progress=not args.no_progress)
     for e in report["bundles"]:
         for kind, rep in e["models"].items():
-            print(f"\n{e['name']} [{e['target']}, {e['frontend']}, {e['architecture']}] {kind}: "
-                  f"accuracy {rep['accuracy']:.4f} on {rep['n']} test clips")
+            print(
+                f"\n{e['name']} [{e['target']}, {e['frontend']}, {e['architecture']}] {kind}: "
+                f"accuracy {rep['accuracy']:.4f} on {rep['n']} test clips"
+            )
             print(format_confusion(np.array(rep["confusion"]), e["labels"]))
     print(f"\nreport: {args.out / 'report.md'} and {args.out / 'report.json'}")
     return 0

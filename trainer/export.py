@@ -132,7 +132,9 @@ def c_header(data: bytes, sha256: str, name: str = "earshot_model_tflite") -> st
     return "\n".join(lines)
 
 
-def choose_thresholds(val_scores: np.ndarray, val_y: np.ndarray, labels: Sequence[str]) -> dict[str, float]:
+def choose_thresholds(
+    val_scores: np.ndarray, val_y: np.ndarray, labels: Sequence[str]
+) -> dict[str, float]:
     """Per-label thresholds from validation scores (rule in the module docstring)."""
     out: dict[str, float] = {}
     for i, name in enumerate(labels):

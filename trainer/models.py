@@ -17,6 +17,10 @@ Architectures
                   channels, stride 2), global average pool, dense n. About 2K parameters and
                   70K MACs per inference (the seed: 15K and 100K), within DESIGN.md's budget.
 
+The RP2040 default is ``rp2040_seed``: on the synthetic keywords (60 clips per label, 30 epochs)
+it reached 0.85 test / 0.92 validation accuracy where ``ds_cnn`` reached 0.73 / 0.85, so
+``ds_cnn`` is the choice only when the cycle budget is tighter than the accuracy need.
+
 All MCU architectures convert to full-int8 TFLite using only the ops in ``MCU_OPS`` (the
 firmware's C kernels); ``tests/test_models.py`` checks it for each name in
 ``MCU_ARCHITECTURES``.
@@ -42,6 +46,9 @@ import numpy as np
 from keras import layers
 
 _LOGGER = logging.getLogger(__name__)
+
+_BN_MOMENTUM = 0.9
+"""Batch-norm moving-average momentum: small data sets give few steps, so 0.99 lags badly."""
 
 MCU_OPS = frozenset(
     {
@@ -154,11 +161,13 @@ def build_rp2040_seed(
 
 
 def _ds_block(x, filters: int, stride: int, name: str):  # type: ignore[no-untyped-def]
-    x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False, name=f"{name}_dw")(x)
-    x = layers.BatchNormalization(name=f"{name}_dw_bn")(x)
+    x = layers.DepthwiseConv2D(
+        3, strides=stride, padding="same", use_bias=False, name=f"{name}_dw"
+    )(x)
+    x = layers.BatchNormalization(momentum=_BN_MOMENTUM, name=f"{name}_dw_bn")(x)
     x = layers.ReLU(name=f"{name}_dw_relu")(x)
     x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pw")(x)
-    x = layers.BatchNormalization(name=f"{name}_pw_bn")(x)
+    x = layers.BatchNormalization(momentum=_BN_MOMENTUM, name=f"{name}_pw_bn")(x)
     return layers.ReLU(name=f"{name}_pw_relu")(x)
 
 
@@ -173,7 +182,7 @@ def build_ds_cnn(
     x = layers.AveragePooling2D((4, 4), name="pool_in")(x)
     x = _normalizer(_pool_np(adapt, 4))(x)
     x = layers.Conv2D(12, 3, strides=2, padding="same", use_bias=False, name="conv")(x)
-    x = layers.BatchNormalization(name="conv_bn")(x)
+    x = layers.BatchNormalization(momentum=_BN_MOMENTUM, name="conv_bn")(x)
     x = layers.ReLU(name="conv_relu")(x)
     x = _ds_block(x, 24, 2, "ds1")
     x = _ds_block(x, 32, 2, "ds2")
@@ -200,15 +209,22 @@ ARCHITECTURES: dict[str, Architecture] = {
     a.name: a
     for a in (
         Architecture("simple_audio", build_simple_audio, False, "Pi seed CNN (simple_audio)"),
-        Architecture("rp2040_seed", build_rp2040_seed, True, "Arm RP2040 tutorial CNN, ~15K params"),
-        Architecture("ds_cnn", build_ds_cnn, True, "depthwise-separable CNN, ~2K params, ~70K MACs (MCU default)"),
+        Architecture(
+            "rp2040_seed", build_rp2040_seed, True, "Arm RP2040 tutorial CNN, ~15K params, ~100K MACs (MCU default)"
+        ),
+        Architecture(
+            "ds_cnn",
+            build_ds_cnn,
+            True,
+            "depthwise-separable CNN, ~2K params, ~70K MACs",
+        ),
     )
 }
 MCU_ARCHITECTURES: tuple[str, ...] = tuple(n for n, a in ARCHITECTURES.items() if a.mcu)
 """Architectures whose int8 model runs on the firmware's kernels (tested bit-exactly there)."""
 PI_ARCHITECTURES: tuple[str, ...] = tuple(ARCHITECTURES)
 """Architectures for the Pi's float model (any of them runs there)."""
-DEFAULT_ARCH = {"pi": "simple_audio", "rp2040": "ds_cnn"}
+DEFAULT_ARCH = {"pi": "simple_audio", "rp2040": "rp2040_seed"}
 """Architecture used when ``--arch`` is not given, per target."""
 
 

@@ -7,7 +7,7 @@ path the daemon and, for q15, the firmware share), fit the architecture, export 
 through ``daemon.inference.Classifier`` (int8 input via ``q15_to_int8`` for RP2040 bundles) to
 pick thresholds and record test metrics in the manifest.
 
-Defaults: ``pi`` = ``stft`` + ``simple_audio``; ``rp2040`` = ``q15`` + ``ds_cnn``.
+Defaults: ``pi`` = ``stft`` + ``simple_audio``; ``rp2040`` = ``q15`` + ``rp2040_seed``.
 
 Transfer learning (``--transfer-from BUNDLE --positive LABEL``), as in the Arm RP2040 tutorial:
 the base bundle's ``model.keras`` loses its head for a one-unit sigmoid (labels
@@ -71,7 +71,7 @@ class TrainSettings:
     """Seed for python, numpy and TensorFlow, the split and the augmentation."""
     augment_copies: int = 1
     """Augmented copies of each training clip added to the training split (0 = none)."""
-    learning_rate: float = 1e-3
+    learning_rate: float = 2e-3
     """Initial Adam learning rate."""
     patience: int = 4
     """Early stopping patience (epochs without a better validation loss)."""
@@ -93,26 +93,49 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("data", type=Path, metavar="DATA", help="data set folder")
-    p.add_argument("--out", type=Path, required=True, help="output folder (bundles in OUT/<target>)")
-    p.add_argument("--target", choices=("pi", "rp2040", "both"), default="both",
-                   help="what to build (default: both)")
-    p.add_argument("--arch", choices=sorted(models.ARCHITECTURES),
-                   help="architecture (default: simple_audio for pi, ds_cnn for rp2040)")
-    p.add_argument("--frontend", choices=frontends.names(),
-                   help="feature front end (default: stft for pi, q15 for rp2040)")
+    p.add_argument(
+        "--out", type=Path, required=True, help="output folder (bundles in OUT/<target>)"
+    )
+    p.add_argument(
+        "--target",
+        choices=("pi", "rp2040", "both"),
+        default="both",
+        help="what to build (default: both)",
+    )
+    p.add_argument(
+        "--arch",
+        choices=sorted(models.ARCHITECTURES),
+        help="architecture (default: simple_audio for pi, rp2040_seed for rp2040)",
+    )
+    p.add_argument(
+        "--frontend",
+        choices=frontends.names(),
+        help="feature front end (default: stft for pi, q15 for rp2040)",
+    )
     p.add_argument("--labels", help="comma-separated label subset (default: every folder)")
     p.add_argument("--unknown", action="store_true", help="add an _unknown_ class (default: off)")
     p.add_argument("--silence", action="store_true", help="add a _silence_ class (default: off)")
     p.add_argument("--epochs", type=int, default=30, help="max epochs per phase (default: 30)")
     p.add_argument("--batch-size", type=int, default=32, help="clips per step (default: 32)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--augment-copies", type=int, default=1, metavar="N",
-                   help="augmented copies per training clip (default: 1; 0 = none)")
-    p.add_argument("--learning-rate", type=float, default=1e-3, help="initial rate (default: 1e-3)")
-    p.add_argument("--patience", type=int, default=4,
-                   help="early-stopping patience in epochs (default: 4)")
-    p.add_argument("--transfer-from", type=Path, metavar="BUNDLE",
-                   help="base bundle (with model.keras) for a transfer-learned binary detector")
+    p.add_argument(
+        "--augment-copies",
+        type=int,
+        default=1,
+        metavar="N",
+        help="augmented copies per training clip (default: 1; 0 = none)",
+    )
+    p.add_argument("--learning-rate", type=float, default=2e-3,
+                   help="initial Adam learning rate (default: 2e-3)")
+    p.add_argument(
+        "--patience", type=int, default=4, help="early-stopping patience in epochs (default: 4)"
+    )
+    p.add_argument(
+        "--transfer-from",
+        type=Path,
+        metavar="BUNDLE",
+        help="base bundle (with model.keras) for a transfer-learned binary detector",
+    )
     p.add_argument("--positive", metavar="LABEL", help="positive label for --transfer-from")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -135,11 +158,22 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
         raise ValueError("--arch needs --target pi or --target rp2040")
     labels = tuple(s.strip() for s in args.labels.split(",") if s.strip()) if args.labels else None
     return TrainSettings(
-        data=args.data, out=args.out, targets=targets, arch=args.arch, frontend=args.frontend,
-        labels=labels, unknown=args.unknown, silence=args.silence, epochs=args.epochs,
-        batch_size=args.batch_size, seed=args.seed, augment_copies=args.augment_copies,
-        learning_rate=args.learning_rate, patience=args.patience,
-        transfer_from=args.transfer_from, positive=args.positive,
+        data=args.data,
+        out=args.out,
+        targets=targets,
+        arch=args.arch,
+        frontend=args.frontend,
+        labels=labels,
+        unknown=args.unknown,
+        silence=args.silence,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        augment_copies=args.augment_copies,
+        learning_rate=args.learning_rate,
+        patience=args.patience,
+        transfer_from=args.transfer_from,
+        positive=args.positive,
         progress=not args.no_progress,
     )
 
@@ -162,12 +196,16 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def compute_features(fe: frontends.FrontEnd, clips: np.ndarray, desc: str, progress: bool = True) -> np.ndarray:
+def compute_features(
+    fe: frontends.FrontEnd, clips: np.ndarray, desc: str, progress: bool = True
+) -> np.ndarray:
     """Clips ``(n, samples)`` -> features ``(n, frames, bins, 1)`` float32, with a progress bar."""
     from tqdm import tqdm
 
     out = np.empty((len(clips), *fe.shape, 1), np.float32)
-    for i, clip in enumerate(tqdm(clips, desc=desc, unit="clip", disable=not progress, leave=False)):
+    for i, clip in enumerate(
+        tqdm(clips, desc=desc, unit="clip", disable=not progress, leave=False)
+    ):
         out[i, :, :, 0] = fe.features(clip)
     return out
 
@@ -184,30 +222,42 @@ def _load(settings: TrainSettings, labels: tuple[str, ...] | None):  # type: ign
     from .datasets import load_dataset, load_split
 
     ds = load_dataset(
-        settings.data, labels=list(labels) if labels else None, unknown=settings.unknown,
-        silence=settings.silence, seed=settings.seed, val_percent=VAL_PERCENT,
-        test_percent=TEST_PERCENT, progress=settings.progress,
+        settings.data,
+        labels=list(labels) if labels else None,
+        unknown=settings.unknown,
+        silence=settings.silence,
+        seed=settings.seed,
+        val_percent=VAL_PERCENT,
+        test_percent=TEST_PERCENT,
+        progress=settings.progress,
     )
-    splits = {s: load_split(ds, s) for s in ("train", "val", "test")}
+    splits = {s: load_split(ds, s, progress=settings.progress) for s in ("train", "val", "test")}
     for s, (x, _) in splits.items():
         if len(x) == 0:
             raise ValueError(f"data set {settings.data}: the {s} split is empty; add more clips")
     return ds, splits
 
 
-def _augment(settings: TrainSettings, ds: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _augment(
+    settings: TrainSettings, ds: Any, x: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     if settings.augment_copies == 0:
         return x, y
     from .augment import AugmentConfig, augment_batch
+    from .datasets import load_background
 
-    xa, ya = augment_batch(x, y, AugmentConfig(), list(ds.background), settings.seed,
-                           copies=settings.augment_copies)
+    background = load_background(ds, "train", progress=settings.progress)
+    xa, ya = augment_batch(
+        x, y, AugmentConfig(), background, settings.seed, copies=settings.augment_copies
+    )
     if len(xa) == len(x) * (settings.augment_copies + 1):
         return xa, ya  # originals already included
     return np.concatenate([x, xa]), np.concatenate([y, ya])
 
 
-def training_summary(settings: TrainSettings, ds: Any, splits: dict, labels: list[str]) -> dict[str, Any]:
+def training_summary(
+    settings: TrainSettings, ds: Any, splits: dict, labels: list[str]
+) -> dict[str, Any]:
     """What the manifest records so ``evaluate`` can re-derive the test split."""
     return {
         "root": str(Path(settings.data).resolve()),
@@ -227,7 +277,9 @@ def training_summary(settings: TrainSettings, ds: Any, splits: dict, labels: lis
     }
 
 
-def _fit(model: Any, train: tuple, val: tuple, settings: TrainSettings, lr: Any, epochs: int) -> Any:
+def _fit(
+    model: Any, train: tuple, val: tuple, settings: TrainSettings, lr: Any, epochs: int
+) -> Any:
     import keras
 
     binary = int(model.output_shape[-1]) == 1
@@ -240,8 +292,14 @@ def _fit(model: Any, train: tuple, val: tuple, settings: TrainSettings, lr: Any,
         monitor="val_loss", patience=settings.patience, restore_best_weights=True
     )
     return model.fit(
-        train[0], train[1], validation_data=val, epochs=epochs, batch_size=settings.batch_size,
-        callbacks=[stop], verbose=2, shuffle=True,
+        train[0],
+        train[1],
+        validation_data=val,
+        epochs=epochs,
+        batch_size=settings.batch_size,
+        callbacks=[stop],
+        verbose=2,
+        shuffle=True,
     )
 
 
@@ -249,7 +307,10 @@ def _target_features(settings, fe, ds, splits):  # type: ignore[no-untyped-def]
     xtr, ytr = _augment(settings, ds, *splits["train"])
     feats = {"train": (compute_features(fe, xtr, f"{fe.name} train", settings.progress), ytr)}
     for s in ("val", "test"):
-        feats[s] = (compute_features(fe, splits[s][0], f"{fe.name} {s}", settings.progress), splits[s][1])
+        feats[s] = (
+            compute_features(fe, splits[s][0], f"{fe.name} {s}", settings.progress),
+            splits[s][1],
+        )
     return feats
 
 
@@ -268,15 +329,26 @@ def train(settings: TrainSettings) -> list[dict[str, Any]]:
         fe = frontends.create(settings.frontend or DEFAULT_FRONTEND[target])
         arch = settings.arch or models.DEFAULT_ARCH[target]
         if target == "rp2040" and arch not in models.MCU_ARCHITECTURES:
-            raise ValueError(f"--arch {arch} cannot run on the rp2040; choose one of "
-                             f"{', '.join(models.MCU_ARCHITECTURES)}")
+            raise ValueError(
+                f"--arch {arch} cannot run on the rp2040; choose one of "
+                f"{', '.join(models.MCU_ARCHITECTURES)}"
+            )
         feats = _target_features(settings, fe, ds, splits)
         clip_max = choose_clip_max(fe, feats["train"][0]) if target == "rp2040" else None
         model = models.build(arch, (*fe.shape, 1), len(labels), feats["train"][0], clip_max)
-        _LOGGER.info("%s: %s, %d parameters, %d MACs", target, arch, model.count_params(),
-                     models.count_macs(model))
-        hist = _fit(model, feats["train"], feats["val"], settings, settings.learning_rate, settings.epochs)
-        results.append(_finish(model, settings, target, arch, fe, labels, feats, splits, summary, hist))
+        _LOGGER.info(
+            "%s: %s, %d parameters, %d MACs",
+            target,
+            arch,
+            model.count_params(),
+            models.count_macs(model),
+        )
+        hist = _fit(
+            model, feats["train"], feats["val"], settings, settings.learning_rate, settings.epochs
+        )
+        results.append(
+            _finish(model, settings, target, arch, fe, labels, feats, splits, summary, hist)
+        )
     return results
 
 
@@ -285,8 +357,13 @@ def _finish(model, settings, target, arch, fe, labels, feats, splits, summary, h
     from . import evaluate, export
 
     out = export.export_bundle(
-        model, settings.out / target, target=target, frontend=fe, labels=labels,
-        architecture=arch, thresholds={k: 0.5 for k in labels},
+        model,
+        settings.out / target,
+        target=target,
+        frontend=fe,
+        labels=labels,
+        architecture=arch,
+        thresholds={k: 0.5 for k in labels},
         representative=_representative(feats["train"][0], settings.seed),
         training={**summary, "epochs_run": len(hist.history["loss"])},
         name=f"{Path(settings.data).name}-{target}",
@@ -294,11 +371,20 @@ def _finish(model, settings, target, arch, fe, labels, feats, splits, summary, h
     b = load_bundle(out)
     val_scores = evaluate.score_clips(b, splits["val"][0], progress=settings.progress)
     thresholds = export.choose_thresholds(val_scores, splits["val"][1], labels)
-    metrics = evaluate.bundle_metrics(b, splits["test"][0], splits["test"][1], progress=settings.progress)
+    metrics = evaluate.bundle_metrics(
+        b, splits["test"][0], splits["test"][1], progress=settings.progress
+    )
     metrics["val_accuracy_keras"] = round(float(max(hist.history.get("val_accuracy", [0.0]))), 4)
     export.update_manifest(out, thresholds=thresholds, metrics=metrics)
-    row = {"target": target, "arch": arch, "frontend": fe.name, "params": int(model.count_params()),
-           "epochs": len(hist.history["loss"]), "bundle": str(out), **metrics}
+    row = {
+        "target": target,
+        "arch": arch,
+        "frontend": fe.name,
+        "params": int(model.count_params()),
+        "epochs": len(hist.history["loss"]),
+        "bundle": str(out),
+        **metrics,
+    }
     _LOGGER.info("%s bundle: %s", target, row)
     return row
 
@@ -325,13 +411,18 @@ def train_transfer(settings: TrainSettings) -> list[dict[str, Any]]:
     target, arch, fe = base.manifest["target"], base.manifest["architecture"], base.frontend()
     ds, splits = _load(settings, settings.labels)
     if settings.positive not in ds.labels:
-        raise ValueError(f"--positive {settings.positive!r} is not a label of {settings.data} "
-                         f"(labels: {', '.join(ds.labels)})")
+        raise ValueError(
+            f"--positive {settings.positive!r} is not a label of {settings.data} "
+            f"(labels: {', '.join(ds.labels)})"
+        )
     pos = list(ds.labels).index(settings.positive)
     splits = {s: (x, (y == pos).astype(np.int64)) for s, (x, y) in splits.items()}
     labels = ["background", settings.positive]
-    summary = {**training_summary(settings, ds, splits, labels), "positive": settings.positive,
-               "transfer_from": {"path": str(base.path.resolve()), "model_sha256": base.sha256}}
+    summary = {
+        **training_summary(settings, ds, splits, labels),
+        "positive": settings.positive,
+        "transfer_from": {"path": str(base.path.resolve()), "model_sha256": base.sha256},
+    }
     feats = _target_features(settings, fe, ds, splits)
     model, trunk = models.binary_head(keras.models.load_model(keras_path))
     steps = max(1, len(feats["train"][0]) // settings.batch_size)
@@ -339,17 +430,27 @@ def train_transfer(settings: TrainSettings) -> list[dict[str, Any]]:
     decay = keras.optimizers.schedules.ExponentialDecay(settings.learning_rate, steps, 0.8)
     hist = _fit(model, feats["train"], feats["val"], settings, decay, settings.epochs)
     trunk.trainable = True
-    tune = _fit(model, feats["train"], feats["val"], settings, settings.learning_rate / 10,
-                max(1, settings.epochs // 2))
+    tune = _fit(
+        model,
+        feats["train"],
+        feats["val"],
+        settings,
+        settings.learning_rate / 10,
+        max(1, settings.epochs // 2),
+    )
     hist.history["loss"] += tune.history["loss"]
-    hist.history["val_accuracy"] = hist.history.get("val_accuracy", []) + tune.history.get("val_accuracy", [])
+    hist.history["val_accuracy"] = hist.history.get("val_accuracy", []) + tune.history.get(
+        "val_accuracy", []
+    )
     return [_finish(model, settings, target, arch, fe, labels, feats, splits, summary, hist)]
 
 
 def summary_table(rows: list[dict[str, Any]]) -> str:
     """The end-of-run table: one line per bundle."""
-    head = f"{'target':<7} {'arch':<13} {'frontend':<8} {'params':>8} {'epochs':>6} " \
-           f"{'test float':>10} {'test model':>10}  bundle"
+    head = (
+        f"{'target':<7} {'arch':<13} {'frontend':<8} {'params':>8} {'epochs':>6} "
+        f"{'test float':>10} {'test model':>10}  bundle"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
