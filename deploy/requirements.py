@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
+
 import tomllib
 
 # PyPI name -> the Debian package the .deb Depends on instead (the venv sees it through
