@@ -10,7 +10,14 @@ from daemon.bundle import load_bundle
 from daemon.detector import Detector, DetectorConfig
 from daemon.inference import Classifier
 from daemon.sources import DcBlocker, MicConditioner, StreamingResampler
-from daemon.streaming import Recogniser, RingBuffer, SilenceGate, choose_window, detector_config, levels
+from daemon.streaming import (
+    Recogniser,
+    RingBuffer,
+    SilenceGate,
+    choose_window,
+    detector_config,
+    levels,
+)
 from tests.test_daemon_helpers import FS, tone_bundle, tone_stream
 
 
