@@ -168,7 +168,7 @@ def flag_name(section: str, key: str) -> str:
 
 
 def _kind(f: dataclasses.Field) -> str:
-    d = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+    d = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc,operator]
     return {bool: "bool", int: "int", float: "float", str: "str", list: "list"}[type(d)]
 
 
@@ -314,7 +314,7 @@ def add_arguments(parser: argparse.ArgumentParser, sections: tuple[str, ...] | N
         group = parser.add_argument_group(f"[{section}]", _CLASSES[section].__doc__)
         for f in fields.values():
             kind = _kind(f)
-            default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+            default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc,operator]
             shown = ",".join(default) if kind == "list" else default
             help_text = f"{f.metadata['help']} (default: {shown!r})".replace("%", "%%")
             dest = f"cfg__{section}__{f.name}"
