@@ -6,8 +6,9 @@ Three layouts (``layout="auto"`` picks one, in this order):
   Folds map to splits: folds 1-3 -> train, fold 4 -> val, fold 5 -> test (ESC-50 keeps clips cut
   from one source recording in one fold, so no source leaks across splits; ``val_percent`` and
   ``test_percent`` are ignored). Each 5 s clip is cut into non-overlapping 1 s windows, as in
-  the Arm RP2040 tutorial; a window is *silent*, and dropped, when its peak absolute sample is
-  below ``SILENT_PEAK_DBFS`` (-60 dBFS): ESC-50 pads short recordings with digital silence.
+  the Arm RP2040 tutorial; a window is *silent*, and dropped, when its RMS level is below
+  ``SILENT_RMS_DBFS`` (-60 dBFS): ESC-50 pads short recordings with digital silence (RMS, not
+  peak, so the resampler's few ringing samples at the edge of a padded tail do not count).
 * ``speech_commands``: one folder per label, file names ``<speaker>_nohash_<n>.wav``, optional
   ``_background_noise_/`` and ``validation_list.txt`` / ``testing_list.txt`` (paths relative to
   the root). Chosen when a list file exists or a file name holds ``_nohash_``. With lists, a file
@@ -66,7 +67,7 @@ BACKGROUND_DIR = "_background_noise_"
 SPLITS = ("train", "val", "test")
 LAYOUTS = ("auto", "folders", "speech_commands", "esc50")
 ESC50_FOLD_SPLIT = {1: "train", 2: "train", 3: "train", 4: "val", 5: "test"}
-SILENT_PEAK_DBFS = -60.0
+SILENT_RMS_DBFS = -60.0
 SILENCE_MAX_GAIN = 0.1
 # Speech Commands' which_set constant: the hash is taken modulo this many "files per class".
 _MAX_NUM_WAVS_PER_CLASS = 2**27 - 1
@@ -312,10 +313,11 @@ def probe_wav(path: Path) -> tuple[np.ndarray | None, str]:
 
 def _windows(clip: Clip, audio: np.ndarray, n: int) -> tuple[list[Clip], int]:
     """Non-overlapping ``n``-sample windows of ``audio``, silent ones dropped."""
-    floor = 10.0 ** (SILENT_PEAK_DBFS / 20.0)
+    floor = 10.0 ** (SILENT_RMS_DBFS / 20.0)
     out, dropped = [], 0
     for start in range(0, max(1, audio.size - n + 1), n):
-        if np.max(np.abs(audio[start : start + n])) < floor:
+        win = audio[start : start + n].astype(np.float64)
+        if np.sqrt(np.mean(win**2)) < floor:
             dropped += 1
         else:
             out.append(replace(clip, offset=start, fit="window"))

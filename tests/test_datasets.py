@@ -1,0 +1,279 @@
+"""Dataset loaders: each layout, every common WAV format, bad files, splits, label mapping."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io.wavfile
+from fixtures_data import (
+    bad_files,
+    dominant_hz,
+    make_esc50,
+    make_folders,
+    make_speech_commands,
+    tone,
+    write_24bit,
+)
+
+from daemon.wavio import write_wav
+from trainer.datasets import (
+    SILENCE,
+    SILENCE_MAX_GAIN,
+    UNKNOWN,
+    hash_percent,
+    load_background,
+    load_clip,
+    load_dataset,
+    load_split,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _load(root: Path, **kw):
+    return load_dataset(root, progress=False, **kw)
+
+
+# --- folder per label ------------------------------------------------------------------------
+
+
+def test_folders_layout_labels_splits_and_arrays(tmp_path: Path) -> None:
+    root = make_folders(tmp_path / "d", {"hum": 200.0, "whistle": 2000.0, "beep": 1000.0})
+    ds = _load(root)
+    assert ds.layout == "folders"
+    assert ds.labels == ["beep", "hum", "whistle"]
+    assert len(ds.clips) == 30 and ds.report.files_used == 30 and not ds.report.skipped
+    counts = ds.report.counts
+    assert sum(counts["test"].values()) == 3 and sum(counts["val"].values()) == 3
+    for split in ("train", "val", "test"):
+        x, y = load_split(ds, split, progress=False)
+        assert x.shape == (len(ds.split(split)), 16000) and x.dtype == np.float32
+        assert y.dtype == np.int64
+        for xi, yi in zip(x, y, strict=True):  # the right audio under the right label
+            expect = {"beep": 1000.0, "hum": 200.0, "whistle": 2000.0}[ds.labels[yi]]
+            assert abs(dominant_hz(xi) / expect - 1) < 0.12
+
+
+@pytest.mark.parametrize(
+    "name,rate,writer",
+    [
+        ("8k_int16", 8000, lambda x: (x * 32767).astype(np.int16)),
+        ("22k_int16", 22050, lambda x: (x * 32767).astype(np.int16)),
+        ("44k_int32", 44100, lambda x: (x * (2**31 - 1)).astype(np.int32)),
+        ("48k_float32", 48000, lambda x: x.astype(np.float32)),
+        ("48k_stereo", 48000, lambda x: np.stack([x, x], 1).astype(np.float32)),
+        ("16k_stereo_int16", 16000, lambda x: (np.stack([x, x], 1) * 32767).astype(np.int16)),
+    ],
+)
+def test_common_wav_formats_load_as_16k_clips(tmp_path: Path, name: str, rate: int, writer) -> None:
+    root = make_folders(tmp_path / "d", {"other": 300.0}, per_label=3)
+    path = root / "target" / f"{name}.wav"
+    path.parent.mkdir(parents=True)
+    scipy.io.wavfile.write(path, rate, writer(tone(1000.0, 1.0, 0.5, rate)))
+    ds = _load(root)
+    assert not ds.report.skipped
+    clip = next(c for c in ds.clips if c.path == path)
+    x = load_clip(clip)
+    assert x.shape == (16000,) and x.dtype == np.float32
+    assert abs(dominant_hz(x) - 1000.0) < 10
+    assert 0.45 < np.max(np.abs(x[1000:-1000])) < 0.55
+
+
+def test_24bit_wav_loads(tmp_path: Path) -> None:
+    root = make_folders(tmp_path / "d", {"other": 300.0}, per_label=3)
+    write_24bit(root / "target" / "a24.wav", tone(1500.0, 1.0, 0.5, 22050), 22050)
+    ds = _load(root)
+    assert not ds.report.skipped
+    x = load_clip(next(c for c in ds.clips if c.label == "target"))
+    assert abs(dominant_hz(x) - 1500.0) < 10 and 0.45 < np.max(np.abs(x[1000:-1000])) < 0.55
+
+
+def test_short_clip_padded_centred_and_long_clip_cut_around_loudest(tmp_path: Path) -> None:
+    root = make_folders(tmp_path / "d", {"other": 300.0}, per_label=3)
+    write_wav(root / "x" / "short.wav", tone(1000.0, 0.25))
+    long = np.full(48000, 0.01, np.float32)
+    long[35000:36000] = 0.9  # a loud burst at 2.19-2.25 s of a 3 s file
+    write_wav(root / "x" / "long.wav", long)
+    ds = _load(root)
+    by_name = {c.path.name: c for c in ds.clips if c.path is not None}
+    short = load_clip(by_name["short.wav"])
+    assert np.all(short[:5900] == 0) and np.all(short[-5900:] == 0)  # 0.25 s in the middle
+    assert np.max(np.abs(short[6000:10000])) > 0.4
+    cut = load_clip(by_name["long.wav"])
+    assert cut.shape == (16000,)
+    burst = np.flatnonzero(cut > 0.5)
+    assert burst.size == 1000 and abs(burst.mean() - 8000) < 600  # burst kept, near the centre
+
+
+def test_corrupt_empty_truncated_files_are_reported_skipped_and_counted(tmp_path: Path) -> None:
+    root = make_folders(tmp_path / "d", {"a": 300.0, "b": 900.0}, per_label=5)
+    broken = bad_files(root / "a")
+    ds = _load(root)
+    skipped = {p.name: reason for p, reason in ds.report.skipped}
+    assert set(skipped) == set(broken)
+    assert "truncated" in skipped["truncated.wav"]
+    assert "no samples" in skipped["no_samples.wav"] or "truncated" in skipped["no_samples.wav"]
+    assert ds.report.files_seen == 10 + len(broken)
+    assert ds.report.files_used == 10
+    assert all(c.path is not None and c.path.name not in broken for c in ds.clips)
+    table = ds.report.table()
+    for name in broken:
+        assert str(root / "a" / name) in table
+    summary = json.loads(json.dumps(ds.report.summary()))
+    assert summary["files_skipped"] == len(broken)
+    assert {Path(s["file"]).name for s in summary["skipped"]} == set(broken)
+    x, _ = load_split(ds, "train", progress=False)  # nothing broken reaches training
+    assert np.all(np.isfinite(x))
+
+
+# --- Speech Commands -------------------------------------------------------------------------
+
+
+def test_speech_commands_hash_split_keeps_each_speaker_in_one_split(tmp_path: Path) -> None:
+    root = make_speech_commands(tmp_path / "sc", {"yes": 500.0, "no": 1500.0}, speakers=60)
+    ds = _load(root)
+    assert ds.layout == "speech_commands"
+    splits_of: dict[str, set[str]] = {}
+    for c in ds.clips:
+        splits_of.setdefault(c.group, set()).add(c.split)
+    assert len(splits_of) == 60
+    assert all(len(s) == 1 for s in splits_of.values())
+    for c in ds.clips:  # the split is Speech Commands' which_set rule on the speaker id
+        pct = hash_percent(c.group)
+        assert c.split == ("val" if pct < 10 else "test" if pct < 20 else "train")
+    assert {c.split for c in ds.clips} == {"train", "val", "test"}
+    assert len(ds.background) == 2
+
+
+def test_speech_commands_lists_are_honoured(tmp_path: Path) -> None:
+    lists = {
+        "validation_list.txt": ["yes/00000001_nohash_0.wav", "no/00000001_nohash_0.wav"],
+        "testing_list.txt": ["yes/00000002_nohash_0.wav", "yes/00000002_nohash_1.wav"],
+    }
+    root = make_speech_commands(tmp_path / "sc", {"yes": 500.0, "no": 1500.0}, 5, 2, 0, lists)
+    ds = _load(root)
+    got = {c.path.relative_to(root).as_posix(): c.split for c in ds.clips if c.path}
+    assert {k for k, v in got.items() if v == "val"} == set(lists["validation_list.txt"])
+    assert {k for k, v in got.items() if v == "test"} == set(lists["testing_list.txt"])
+    assert sum(v == "train" for v in got.values()) == 20 - 4
+
+
+def test_label_subset_unknown_is_capped_and_silence_comes_from_background(tmp_path: Path) -> None:
+    words = {"yes": 500.0, "no": 1500.0, "up": 700.0, "down": 900.0, "left": 1100.0}
+    root = make_speech_commands(tmp_path / "sc", words, speakers=40)
+    ds = _load(root, labels=["yes", "no"], unknown=True, silence=True, seed=1)
+    assert ds.labels == [SILENCE, UNKNOWN, "yes", "no"]
+    for split, counts in ds.report.counts.items():
+        known = (counts["yes"] + counts["no"]) / 2
+        assert counts[UNKNOWN] == counts[SILENCE] == int(np.ceil(known)), split
+    unk = [c for c in ds.clips if c.label == UNKNOWN]
+    assert {c.source_label for c in unk} <= {"up", "down", "left"}
+    assert ds.report.not_used["over the _unknown_ cap"] == 3 * 80 - len(unk)
+    sil = [c for c in ds.clips if c.label == SILENCE]
+    assert all(c.path in ds.background and 0 <= c.gain <= SILENCE_MAX_GAIN for c in sil)
+    # Each noise file is cut in time: train, val and test silence never share samples.
+    ranges = {
+        s: [(c.path, c.offset) for c in sil if c.split == s] for s in ("train", "val", "test")
+    }
+    for path in ds.background:
+        tr = [o for p, o in ranges["train"] if p == path]
+        te = [o for p, o in ranges["test"] if p == path]
+        if tr and te:
+            assert max(tr) + 16000 <= min(te)
+    x, y = load_split(ds, "train", progress=False)
+    quiet = x[y == ds.labels.index(SILENCE)]
+    assert np.max(np.abs(quiet)) < 0.1 * SILENCE_MAX_GAIN * 10  # low gain: well under full scale
+    assert len(load_background(ds, "train", progress=False)) == 2
+    again = _load(root, labels=["yes", "no"], unknown=True, silence=True, seed=1)
+    assert again.clips == ds.clips  # same seed, same picks
+
+
+def test_silence_without_background_is_digital_silence(tmp_path: Path) -> None:
+    root = make_folders(tmp_path / "d", {"a": 300.0, "b": 900.0}, per_label=10)
+    ds = _load(root, silence=True)
+    sil = [c for c in ds.clips if c.label == SILENCE]
+    assert sil and all(c.path is None for c in sil)
+    assert not np.any(load_clip(sil[0]))
+
+
+# --- ESC-50 ----------------------------------------------------------------------------------
+
+
+def test_esc50_folds_windows_and_silent_windows_dropped(tmp_path: Path) -> None:
+    root = make_esc50(tmp_path / "esc", {"dog": 500.0, "siren": 1500.0}, silent_tail_s=2.0)
+    ds = _load(root)
+    assert ds.layout == "esc50"
+    # 5 s clips -> 5 windows; the last 2 s are digital silence -> 3 windows per clip kept.
+    assert len(ds.clips) == 2 * 5 * 3
+    assert ds.report.silent_windows_dropped == 2 * 5 * 2
+    assert {c.offset for c in ds.clips} == {0, 16000, 32000}
+    folds = {c.path.name.split("-")[0]: c.split for c in ds.clips if c.path}
+    assert folds == {"1": "train", "2": "train", "3": "train", "4": "val", "5": "test"}
+    assert all(c.group == c.path.name.split("-")[1] for c in ds.clips if c.path)
+    x, y = load_split(ds, "test", progress=False)
+    assert x.shape == (6, 16000)
+    for xi, yi in zip(x, y, strict=True):
+        assert np.min(np.abs(xi).reshape(-1, 400).max(1)) > 0.3  # a full window of tone
+        assert abs(dominant_hz(xi) - {"dog": 500.0, "siren": 1500.0}[ds.labels[yi]]) < 10
+
+
+def test_esc50_label_subset_with_unknown(tmp_path: Path) -> None:
+    cats = {"dog": 500.0, "siren": 1500.0, "rain": 800.0, "cat": 1200.0}
+    root = make_esc50(tmp_path / "esc", cats, silent_tail_s=0.0)
+    ds = _load(root, labels="siren", unknown=True)
+    assert ds.labels == [UNKNOWN, "siren"]
+    for counts in ds.report.counts.values():
+        assert counts[UNKNOWN] == counts["siren"]
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+def test_unknown_label_is_an_error_listing_the_available_ones(tmp_path: Path) -> None:
+    root = make_folders(tmp_path / "d", {"hum": 200.0, "beep": 1000.0}, per_label=3)
+    with pytest.raises(ValueError) as e:
+        _load(root, labels=["hum", "marvin"])
+    msg = str(e.value)
+    assert str(root) in msg and "'marvin'" in msg and "beep, hum" in msg
+
+
+def test_single_class_empty_and_missing_datasets_are_errors(tmp_path: Path) -> None:
+    one = make_folders(tmp_path / "one", {"hum": 200.0}, per_label=3)
+    with pytest.raises(ValueError, match=r"only one class \(hum\)"):
+        _load(one)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no usable audio"):
+        _load(tmp_path / "empty")
+    broken = tmp_path / "broken"
+    bad_files(broken / "a")
+    bad_files(broken / "b")
+    with pytest.raises(ValueError, match=r"no usable audio .* 10 skipped"):
+        _load(broken)
+    with pytest.raises(ValueError, match="does not exist"):
+        _load(tmp_path / "nowhere")
+    two = make_folders(tmp_path / "two", {"hum": 200.0, "beep": 1000.0}, per_label=3)
+    with pytest.raises(ValueError, match="needs labels= to name a subset"):
+        _load(two, unknown=True)
+
+
+# --- CLI -------------------------------------------------------------------------------------
+
+
+def test_inspect_prints_the_table_and_skipped_files(tmp_path: Path) -> None:
+    root = make_folders(tmp_path / "d", {"hum": 200.0, "beep": 1000.0}, per_label=10)
+    (root / "beep" / "broken.wav").write_bytes(b"RIFFnonsense")
+    proc = subprocess.run(
+        [sys.executable, "-m", "trainer", "inspect", str(root), "--labels", "beep,hum"],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "labels: beep, hum" in out
+    lines = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.strip()}
+    assert lines["beep"][-1] == "10" and lines["hum"][-1] == "10"
+    assert "broken.wav" in out and "1 skipped" in out
