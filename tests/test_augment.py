@@ -1,0 +1,144 @@
+"""Augmentation: reproducible from a seed, and each kind does to the clip what it says."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fixtures_data import tone
+
+from trainer.augment import AugmentConfig, augment, augment_batch
+
+OFF = AugmentConfig(
+    shift_prob=0.0, gain_prob=0.0, silence_prob=0.0, background_prob=0.0, noise_prob=0.0
+)
+
+
+def _only(**kw) -> AugmentConfig:
+    return AugmentConfig(**{**OFF.__dict__, **kw})
+
+
+def _db(power_ratio: float) -> float:
+    return float(10 * np.log10(power_ratio))
+
+
+def _power(x: np.ndarray) -> float:
+    return float(np.mean(np.square(x, dtype=np.float64)))
+
+
+def _burst() -> np.ndarray:
+    x = np.zeros(16000, np.float32)
+    x[6000:10000] = tone(700.0, 0.25, 0.4)
+    return x
+
+
+@pytest.fixture
+def noise_bank() -> list[np.ndarray]:
+    rng = np.random.default_rng(5)
+    return [0.2 * rng.standard_normal(40000).astype(np.float32), tone(120.0, 3.0, 0.3)]
+
+
+def test_batch_is_originals_then_copies_and_deterministic_per_seed(noise_bank) -> None:
+    rng = np.random.default_rng(0)
+    X = (0.3 * rng.standard_normal((6, 16000))).astype(np.float32)
+    y = np.arange(6)
+    cfg = AugmentConfig(silence_prob=0.5)
+    a, ya = augment_batch(X, y, cfg, noise_bank, seed=11, copies=2, progress=False)
+    b, yb = augment_batch(X, y, cfg, noise_bank, seed=11, copies=2, progress=False)
+    c, _ = augment_batch(X, y, cfg, noise_bank, seed=12, copies=2, progress=False)
+    assert a.shape == (18, 16000) and a.dtype == np.float32
+    assert np.array_equal(a, b) and np.array_equal(ya, yb)
+    assert not np.array_equal(a[6:], c[6:])
+    assert np.array_equal(a[:6], X)
+    assert list(ya) == list(y) * 3
+    assert all(not np.array_equal(a[6 + i], X[i]) for i in range(6))  # copies really changed
+
+
+def test_gain_multiplies_by_the_drawn_decibels() -> None:
+    x = _burst()
+    out = augment(x, np.random.default_rng(1), _only(gain_prob=1.0, gain_db=(6.0, 6.0)))
+    assert _db(_power(out) / _power(x)) == pytest.approx(6.0, abs=0.01)
+    for seed in range(5):
+        out = augment(x, np.random.default_rng(seed), _only(gain_prob=1.0, gain_db=(-9.0, 3.0)))
+        ratio = out[6000:10000] / np.where(x[6000:10000] == 0, 1, x[6000:10000])
+        nz = np.abs(x[6000:10000]) > 0.05
+        assert np.ptp(ratio[nz]) < 1e-4  # one gain for the whole clip
+        assert -9.0 - 1e-3 <= 20 * np.log10(np.median(ratio[nz])) <= 3.0 + 1e-3
+
+
+def test_time_shift_moves_the_clip_and_zero_fills() -> None:
+    x = _burst()
+    shifts = set()
+    for seed in range(8):
+        out = augment(x, np.random.default_rng(seed), _only(shift_prob=1.0, shift_max_s=0.1))
+        k = int(np.flatnonzero(out)[0]) - int(np.flatnonzero(x)[0])
+        assert abs(k) <= 1600
+        assert np.array_equal(out[6000 + k : 10000 + k], x[6000:10000])
+        assert np.count_nonzero(out) == np.count_nonzero(x)
+        shifts.add(k)
+    assert len(shifts) > 4 and min(shifts) < 0 < max(shifts)
+    edge = np.ones(16000, np.float32)  # content shifted out is gone, not wrapped around
+    out = augment(edge, np.random.default_rng(3), _only(shift_prob=1.0, shift_max_s=0.1))
+    assert 0 < np.count_nonzero(out == 0) <= 1600
+    zeros = np.flatnonzero(out == 0)
+    assert zeros[0] == 0 or zeros[-1] == 15999
+
+
+def test_background_mixed_at_the_drawn_snr(noise_bank) -> None:
+    x = tone(500.0, 1.0, 0.3)
+    for snr in (0.0, 10.0, 20.0):
+        cfg = _only(background_prob=1.0, snr_db=(snr, snr))
+        out = augment(x, np.random.default_rng(2), cfg, noise_bank)
+        added = out - x
+        assert _db(_power(x) / _power(added)) == pytest.approx(snr, abs=0.05)
+    cfg = _only(background_prob=1.0, snr_db=(3.0, 12.0))
+    for seed in range(5):
+        out = augment(x, np.random.default_rng(seed), cfg, noise_bank)
+        assert 3.0 - 0.05 <= _db(_power(x) / _power(out - x)) <= 12.0 + 0.05
+
+
+def test_silent_clip_gets_background_at_an_absolute_level(noise_bank) -> None:
+    cfg = _only(background_prob=1.0, silent_background_dbfs=(-30.0, -30.0))
+    out = augment(np.zeros(16000, np.float32), np.random.default_rng(0), cfg, noise_bank)
+    assert _db(_power(out)) == pytest.approx(-30.0, abs=0.05)
+
+
+def test_no_background_clips_means_no_mixing() -> None:
+    x = _burst()
+    out = augment(x, np.random.default_rng(0), _only(background_prob=1.0), [])
+    assert np.array_equal(out, x)
+
+
+def test_white_noise_at_the_drawn_level_and_flat() -> None:
+    x = np.zeros(16000, np.float32)
+    out = augment(x, np.random.default_rng(4), _only(noise_prob=1.0, noise_dbfs=(-40.0, -40.0)))
+    assert _db(_power(out)) == pytest.approx(-40.0, abs=0.2)
+    spec = np.abs(np.fft.rfft(out)) ** 2
+    low, high = spec[1:4000].mean(), spec[4000:8000].mean()
+    assert 0.8 < low / high < 1.25  # white: as much power per Hz up high as down low
+    for seed in range(5):
+        out = augment(x, np.random.default_rng(seed), _only(noise_prob=1.0, noise_dbfs=(-60, -35)))
+        assert -60.3 <= _db(_power(out)) <= -34.7
+
+
+def test_random_silence_zeroes_one_stretch_of_the_drawn_length() -> None:
+    x = tone(300.0, 1.0, 0.5) + 0.01
+    for seed in range(6):
+        cfg = _only(silence_prob=1.0, silence_fraction=(0.2, 0.3))
+        out = augment(x, np.random.default_rng(seed), cfg)
+        zero = np.flatnonzero(out == 0)
+        assert 3200 <= zero.size <= 4800
+        assert zero[-1] - zero[0] + 1 == zero.size  # one contiguous stretch
+        keep = np.ones(16000, bool)
+        keep[zero] = False
+        assert np.array_equal(out[keep], x[keep])  # the rest untouched
+    whole = _only(silence_prob=1.0, silence_whole_prob=1.0)
+    assert not np.any(augment(x, np.random.default_rng(0), whole))
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [("noise_prob", 1.5), ("gain_db", (6.0, -6.0)), ("silence_fraction", (0.5, 1.2))],
+)
+def test_bad_config_names_the_field(field: str, value) -> None:
+    with pytest.raises(ValueError, match=f"AugmentConfig.{field}"):
+        AugmentConfig(**{field: value})

@@ -1,0 +1,142 @@
+"""The synthetic dataset: deterministic from its seed, audible, in the layouts the loaders read."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fixtures_data import dominant_hz
+
+from daemon.wavio import read_wav
+from trainer import synth
+from trainer.datasets import load_dataset, load_split
+
+FS = 16000
+
+
+def _synth(out: Path, *args: str) -> None:
+    parser = argparse.ArgumentParser()
+    synth.add_parser(parser.add_subparsers())
+    ns = parser.parse_args(["synth", str(out), *args])
+    assert ns.func(ns) == 0
+
+
+def _digests(root: Path) -> dict[str, str]:
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("synth") / "a"
+    _synth(out, "--seed", "7", "--per-label", "2", "--speakers", "3")
+    return out
+
+
+def test_same_seed_same_bytes_other_seed_other_audio(tiny: Path, tmp_path: Path) -> None:
+    _synth(tmp_path / "b", "--seed", "7", "--per-label", "2", "--speakers", "3")
+    first, second = _digests(tiny), _digests(tmp_path / "b")
+    assert len(first) == 8 * 2 + 2 * 2 + 2 * 4 + 2 + 2  # clips, noise files, lists, markers
+    assert first == second
+    _synth(tmp_path / "c", "--seed", "8", "--per-label", "2", "--speakers", "3", "--set", "alarm")
+    other = _digests(tmp_path / "c")
+    shared = [k for k in other if k.endswith(".wav") and k in first]
+    assert shared and all(other[k] != first[k] for k in shared)
+
+
+def test_keywords_are_speech_commands_with_audible_words(tiny: Path) -> None:
+    kw = tiny / "keywords"
+    for word in synth.KEYWORDS:
+        files = sorted((kw / word).glob("*_nohash_*.wav"))
+        assert len(files) == 2
+        for f in files:
+            x = read_wav(f)
+            assert x.size == FS
+            frames = x.reshape(50, 320)
+            loud = np.sqrt((frames.astype(np.float64) ** 2).mean(1))
+            assert 20 * np.log10(loud.max()) > -35  # a spoken word, not silence
+            assert (loud > 10 * np.percentile(loud, 10)).sum() >= 3  # ...standing out of its floor
+    assert len(list((kw / "_background_noise_").glob("*.wav"))) == 4
+    ds = load_dataset(kw, progress=False)
+    assert ds.layout == "speech_commands" and ds.labels == sorted(synth.KEYWORDS)
+    speakers = {s: {c.group for c in ds.clips if c.split == s} for s in ("train", "val", "test")}
+    assert all(speakers.values())  # the lists give every split a speaker...
+    assert not (speakers["train"] & speakers["val"]) and not (speakers["val"] & speakers["test"])
+    assert not (speakers["train"] & speakers["test"])  # ...and never the same one twice
+
+
+def test_alarm_set_tones_in_the_piezo_band_and_negatives(tiny: Path) -> None:
+    ds = load_dataset(tiny / "alarm", progress=False)
+    assert ds.layout == "folders" and ds.labels == ["background", "smoke_alarm"]
+    assert len(ds.background) == 4
+    x = np.concatenate([load_split(ds, s, progress=False)[0] for s in ("train", "val", "test")])
+    assert x.shape == (4, FS)
+    for f in sorted((tiny / "alarm" / "smoke_alarm").glob("*.wav")):
+        a = read_wav(f)
+        spec = np.abs(np.fft.rfft(a))
+        spec[: 1000 * a.size // FS] = 0  # above 1 kHz the loudest line is the piezo tone
+        assert 2900 <= np.argmax(spec) * FS / a.size <= 3500
+
+
+def test_alarm_patterns_follow_t3_and_t4_timing() -> None:
+    rng = np.random.default_rng(0)
+    audio, on = synth.render_tones(synth.alarm_schedule("t3", 1), 3100.0, rng)
+    edges = np.flatnonzero(np.diff(on.astype(int)))
+    bursts = (edges[1::2] - edges[0::2]) / FS
+    assert bursts == pytest.approx([0.5, 0.5, 0.5], abs=0.01)
+    assert on.size / FS == pytest.approx(4.0, abs=0.01)  # 3 x (0.5 on + 0.5 off) + 1 s more off
+    assert abs(dominant_hz(audio[: FS // 2]) - 3100.0) < 20
+    _, on4 = synth.render_tones(synth.alarm_schedule("t4", 1), 3100.0, rng)
+    edges4 = np.flatnonzero(np.diff(on4.astype(int)))
+    assert ((edges4[1::2] - edges4[0::2]) / FS) == pytest.approx([0.1] * 4, abs=0.01)
+    assert on4.size / FS == pytest.approx(5.7, abs=0.01)
+
+
+def test_make_stream_places_events_at_their_onsets() -> None:
+    events = [(1.0, "yes"), (4.0, "smoke_alarm"), (8.0, "stop")]
+    audio, truth = synth.make_stream(3, 10.0, events, background="silence")
+    assert audio.shape == (10 * FS,) and audio.dtype == np.float32
+    assert [t["label"] for t in truth] == ["yes", "smoke_alarm", "stop"]
+    assert truth[1]["end_s"] - truth[1]["onset_s"] == pytest.approx(2.5, abs=0.01)
+    sound = np.zeros(audio.size, bool)
+    for t in truth:
+        a, b = int(t["onset_s"] * FS), int(t["end_s"] * FS)
+        sound[a:b] = True
+        assert np.abs(audio[a : a + 800]).max() > 0.01  # starts at the onset
+    assert not np.any(audio[~sound])  # digital silence everywhere else
+    again, _ = synth.make_stream(3, 10.0, events, background="silence")
+    assert np.array_equal(audio, again)
+
+
+def test_make_stream_background_at_the_asked_snr() -> None:
+    quiet, _ = synth.make_stream(1, 6.0, [], background="noise", snr_db=20.0, level_dbfs=-20.0)
+    level = 10 * np.log10(np.mean(quiet.astype(np.float64) ** 2))
+    assert level == pytest.approx(-40.0, abs=0.1)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"events": [(1.0, "Yes!")]}, "'Yes!' is neither"),
+        ({"events": [(12.0, "yes")]}, "outside"),
+        ({"background": "rain"}, "'rain'"),
+    ],
+)
+def test_make_stream_rejects_bad_requests(kwargs, match) -> None:
+    args = {"seed": 0, "duration_s": 10.0, "events": [], **kwargs}
+    with pytest.raises(ValueError, match=match):
+        synth.make_stream(**args)
+
+
+def test_synth_refuses_to_overwrite_a_folder_it_did_not_write(tmp_path: Path) -> None:
+    (tmp_path / "keywords").mkdir()
+    (tmp_path / "keywords" / "mine.txt").write_text("precious")
+    with pytest.raises(ValueError, match="was not written by synth"):
+        _synth(tmp_path, "--per-label", "1", "--set", "keywords")
+    assert (tmp_path / "keywords" / "mine.txt").read_text() == "precious"
