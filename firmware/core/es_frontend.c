@@ -3,10 +3,14 @@
 
 #include <string.h>
 
+#include "arm_const_structs.h"
 #include "es_hann_q15.h"
+#include "es_rfft256_q15.h"
 
 _Static_assert(sizeof ES_HANN_Q15 / sizeof ES_HANN_Q15[0] == ES_FFT_LEN,
                "Hann table must have ES_FFT_LEN entries");
+_Static_assert(sizeof ES_RFFT256_COEF_A / sizeof ES_RFFT256_COEF_A[0] == ES_FFT_LEN,
+               "split-RFFT table must hold ES_FFT_LEN / 2 complex pairs");
 _Static_assert(ES_BLOCK % ES_HOP == 0, "a block must hold whole hops");
 _Static_assert((ES_FRAMES - 1) * ES_HOP + ES_FFT_LEN == ES_CLIP_SAMPLES,
                "124 frames of hop 128 must cover the 1 s clip exactly");
@@ -17,10 +21,16 @@ EsStatus es_frontend_init(EsFrontEnd *fe)
         return ES_ERR_ARG;
     }
     memset(fe, 0, sizeof *fe);
-    /* forward transform (ifftFlag 0), output in natural order (bitReverseFlag 1) */
-    if (arm_rfft_init_q15(&fe->rfft, ES_FFT_LEN, 0U, 1U) != ARM_MATH_SUCCESS) {
-        return ES_ERR_UNSUPPORTED;
-    }
+    /* What arm_rfft_init_256_q15(&rfft, 0, 1) sets (forward, natural output order), except
+     * that the split tables are the 256-point subset (es_rfft256_q15.h) with modifier 1: the
+     * same numbers, without linking CMSIS-DSP's 32 KB tables for all sizes up to 8192. */
+    fe->rfft.fftLenReal = ES_FFT_LEN;
+    fe->rfft.ifftFlagR = 0U;
+    fe->rfft.bitReverseFlagR = 1U;
+    fe->rfft.twidCoefRModifier = 1U;
+    fe->rfft.pTwiddleAReal = ES_RFFT256_COEF_A;
+    fe->rfft.pTwiddleBReal = ES_RFFT256_COEF_B;
+    fe->rfft.pCfft = &arm_cfft_sR_q15_len128;
     return ES_OK;
 }
 

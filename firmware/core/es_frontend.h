@@ -49,7 +49,7 @@ typedef struct {
     int16_t mag[ES_FRAMES][ES_BINS]; /* magnitudes, row 0 the oldest frame */
 } EsSpectrogram;
 
-/* Reset: tail zeroed, FFT initialised. ES_ERR_ARG: fe NULL; ES_ERR_UNSUPPORTED: FFT init failed. */
+/* Reset: tail zeroed, FFT instance set up. ES_ERR_ARG: fe NULL. */
 EsStatus es_frontend_init(EsFrontEnd *fe);
 
 /* One frame of ES_FFT_LEN samples -> ES_BINS magnitudes. ES_ERR_ARG: NULL pointers. */

@@ -12,6 +12,8 @@
  *   --input OUT      the int8 model input after the last block (124 x 129 bytes)
  *   --scores         no WAV: replay detector vectors from stdin (see usage()) — the test harness
  *                    for es_detector against daemon/detector.py
+ *   --quantize M,S,Z no WAV: int16 LE magnitudes on stdin -> es_frontend_quantize(multiplier M,
+ *                    shift S, zero point Z) -> int8 on stdout (tested against q15_to_int8)
  *
  * Exit status: 0 ok, 1 bad input (message names the file), 2 usage.
  */
@@ -34,6 +36,7 @@ typedef struct {
     const char *scratch;      /* --scratch output, or NULL */
     const char *input;        /* --input output, or NULL */
     bool scores;              /* --scores replay mode */
+    const char *quantize;     /* --quantize M,S,Z, or NULL */
     EsDetectorConfig det;     /* detector settings */
 } HostArgs;
 
@@ -61,6 +64,8 @@ static void usage(FILE *f)
             "  --features OUT       write the final int16 spectrogram (124x129 LE) to OUT\n"
             "  --scratch OUT        same, computed from scratch on the last 16000 samples\n"
             "  --input OUT          write the final int8 model input (124x129) to OUT\n"
+            "  --quantize M,S,Z     no WAV: int16 LE on stdin -> int8 on stdout (multiplier,\n"
+            "                       shift, zero point)\n"
             "--scores reads lines 'config N WINDOW_MS MIN_COUNT SUPPRESSION_MS MAX_HISTORY\n"
             "IGNORE_MASK T0..T(N-1)' and 'T_MS L0 L1 ...' and answers each with 'ok', 'none',\n"
             "'fire INDEX T_MS LEVEL_SUM COUNT' or 'error ES_ERR_...'.\n");
@@ -154,6 +159,8 @@ static bool parse_args(int argc, char **argv, HostArgs *a)
             a->scratch = val;
         } else if (strcmp(opt, "--input") == 0) {
             a->input = val;
+        } else if (strcmp(opt, "--quantize") == 0) {
+            a->quantize = val;
         } else if (opt[0] == '-' && opt[1] == '-') {
             fprintf(stderr, "es_host: bad option or value: %s %s\n", opt, val);
             return false;
@@ -179,7 +186,7 @@ static bool parse_args(int argc, char **argv, HostArgs *a)
                 (unsigned)es_model_info.n_labels);
         return false;
     }
-    if (!a->scores && a->wav == NULL) {
+    if (!a->scores && a->quantize == NULL && a->wav == NULL) {
         fprintf(stderr, "es_host: no WAV file given\n");
         return false;
     }
@@ -467,12 +474,49 @@ static int run_scores(void)
     return 0;
 }
 
+/* ---- --quantize: the int8 input conversion on its own ---- */
+
+static int run_quantize(const char *spec)
+{
+    long m = 0;
+    long sh = 0;
+    long zp = 0;
+    char extra = 0;
+    if (sscanf(spec, "%ld,%ld,%ld%c", &m, &sh, &zp, &extra) != 3 || m < 0 || m > INT32_MAX ||
+        sh < -64 || sh > 64 || zp < -128 || zp > 127) {
+        fprintf(stderr, "es_host: --quantize wants MULTIPLIER,SHIFT,ZERO_POINT, got '%s'\n", spec);
+        return 2;
+    }
+    unsigned char raw[2 * 1024];
+    int16_t mag[1024];
+    int8_t out[1024];
+    size_t n;
+    while ((n = fread(raw, 2, 1024, stdin)) > 0) {
+        for (size_t i = 0; i < n; i++) {
+            mag[i] = (int16_t)le16(raw + 2 * i);
+        }
+        EsStatus st = es_frontend_quantize(mag, n, (int32_t)m, (int32_t)sh, (int32_t)zp, out);
+        if (st != ES_OK) {
+            fprintf(stderr, "es_host: es_frontend_quantize: %s\n", es_status_str(st));
+            return 1;
+        }
+        if (fwrite(out, 1, n, stdout) != n) {
+            fprintf(stderr, "es_host: writing stdout failed\n");
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     HostArgs args;
     if (!parse_args(argc, argv, &args)) {
         usage(stderr);
         return 2;
+    }
+    if (args.quantize != NULL) {
+        return run_quantize(args.quantize);
     }
     return args.scores ? run_scores() : run_wav(&args);
 }

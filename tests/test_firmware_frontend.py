@@ -1,0 +1,167 @@
+"""The firmware's q15 front end in C against the trainer's Python q15 front end: equal to the bit.
+
+Everything goes through the real host program (``es_host``, built with ASan/UBSan): a WAV in,
+the rolling spectrogram after the last block out (``--features``), the same computed from
+scratch on the last second (``--scratch``), and the int8 model input (``--input``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from daemon import frontends, wavio
+from trainer import firmware_build as fb
+
+BLOCK = 512
+CLIP = 16000
+
+
+@pytest.fixture(scope="module")
+def es_host() -> Path:
+    return fb.host_build(sanitize=True).es_host
+
+
+def expected_features(pcm: np.ndarray) -> np.ndarray:
+    """What the firmware should hold after its last whole block: Q15FrontEnd.native of the last
+    second of the processed stream, with silence before the stream's first sample."""
+    used = pcm[: len(pcm) // BLOCK * BLOCK]
+    clip = np.concatenate([np.zeros(CLIP, np.int16), used])[-CLIP:]
+    return frontends.Q15FrontEnd().native(clip)
+
+
+def c_features(es_host: Path, pcm: np.ndarray, tmp_path: Path) -> tuple[np.ndarray, ...]:
+    wav = tmp_path / "in.wav"
+    wavio.write_wav(wav, pcm.astype(np.int16))
+    outs = [tmp_path / n for n in ("features.bin", "scratch.bin", "input.bin")]
+    proc = fb.run_host(es_host, "--features", str(outs[0]), "--scratch", str(outs[1]),
+                       "--input", str(outs[2]), str(wav))
+    assert proc.returncode == 0, proc.stderr.decode()
+    feat = np.fromfile(outs[0], "<i2").reshape(124, 129)
+    scratch = np.fromfile(outs[1], "<i2").reshape(124, 129)
+    inp = np.fromfile(outs[2], np.int8).reshape(124, 129)
+    return feat, scratch, inp
+
+
+def assert_bit_exact(es_host: Path, pcm: np.ndarray, tmp_path: Path) -> None:
+    feat, scratch, inp = c_features(es_host, pcm, tmp_path)
+    want = expected_features(pcm)
+    bad = np.argwhere(feat != want)
+    assert bad.size == 0, f"{len(bad)} bins differ, first (frame, bin) {bad[0].tolist()}: " \
+        f"C {feat[tuple(bad[0])]} vs Python {want[tuple(bad[0])]}"
+    np.testing.assert_array_equal(scratch, want)  # from scratch == streaming == Python
+    # the test model's input quantisation: scale 4.0, zero point -128
+    np.testing.assert_array_equal(inp, frontends.q15_to_int8(want, 4.0, -128))
+
+
+def test_generated_tables_are_current() -> None:
+    """The committed headers are what their generators produce from Python / CMSIS-DSP."""
+    assert fb.HANN_HEADER.read_text() == fb.hann_header_text()
+    assert fb.RFFT_HEADER.read_text() == fb.rfft_header_text(fb.fetch_cmsis_dsp())
+    # and the Hann table in the header is the Python one, number for number
+    text = fb.HANN_HEADER.read_text()
+    body = text[text.index("{") + 1 : text.index("}")]
+    c_table = [int(v) for v in body.replace("\n", " ").split(",") if v.strip()]
+    assert c_table == frontends.hann_q15(256).tolist()
+
+
+@pytest.mark.parametrize(
+    "kind,seconds",
+    [
+        ("noise", 2.0),         # 62 whole blocks + a partial one that must be ignored
+        ("fullscale", 1.5),     # uniform over the whole int16 range
+        ("clipped", 1.25),      # a loud sine clipped at +-32767/-32768
+        ("square", 1.0),        # rail-to-rail square wave
+        ("short", 0.5),         # less than a second: the zero history shows
+        ("silence", 1.1),
+    ],
+)
+def test_random_and_extreme_audio_bit_exact(es_host, tmp_path, kind, seconds) -> None:
+    rng = np.random.default_rng(sum(map(ord, kind)))
+    n = int(seconds * 16000) + 77
+    t = np.arange(n) / 16000.0
+    if kind == "noise":
+        pcm = rng.normal(0, 6000, n)
+    elif kind == "fullscale":
+        pcm = rng.integers(-32768, 32768, n)
+    elif kind == "clipped":
+        pcm = 90000 * np.sin(2 * np.pi * 440 * t) + rng.normal(0, 500, n)
+    elif kind == "square":
+        pcm = np.where(np.sin(2 * np.pi * 1000 * t) >= 0, 32767, -32768)
+    elif kind == "short":
+        pcm = rng.normal(0, 3000, n)
+    else:
+        pcm = np.zeros(n)
+    pcm = np.clip(np.round(pcm), -32768, 32767).astype(np.int16)
+    assert_bit_exact(es_host, pcm, tmp_path)
+
+
+def test_tones_and_sweep_bit_exact(es_host, tmp_path) -> None:
+    t = np.arange(int(2.3 * 16000)) / 16000.0
+    tone = 0.3 * np.sin(2 * np.pi * 3100 * t) + 0.1 * np.sin(2 * np.pi * 6200 * t)
+    sweep = 0.6 * np.sin(2 * np.pi * (100 * t + 1700 * t**2))  # 100 Hz .. ~7.9 kHz
+    for i, x in enumerate((tone, sweep)):
+        sub = tmp_path / str(i)
+        sub.mkdir()
+        assert_bit_exact(es_host, frontends.to_int16(x), sub)
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+def test_speech_bit_exact(es_host, tmp_path) -> None:
+    """Real speech: espeak-ng at 22.05 kHz, resampled to 16 kHz by daemon.wavio."""
+    raw = tmp_path / "speech22k.wav"
+    subprocess.run(
+        ["espeak-ng", "-w", str(raw), "-a", "180", "turn on the kitchen light, then stop"],
+        check=True, capture_output=True, timeout=60,
+    )
+    pcm = frontends.to_int16(wavio.read_wav(raw))
+    assert len(pcm) > CLIP
+    assert_bit_exact(es_host, pcm, tmp_path)
+
+
+def test_synthetic_set_bit_exact(es_host, tmp_path, synth_root) -> None:
+    """Clips from the built-in synthetic data set (keywords and alarm), joined into one stream."""
+    wavs = sorted(synth_root.rglob("*.wav"))
+    assert wavs, f"no WAVs under {synth_root}"
+    pick = wavs[:: max(1, len(wavs) // 5)][:5]
+    pcm = np.concatenate([frontends.to_int16(wavio.read_wav(w)) for w in pick])
+    assert_bit_exact(es_host, pcm, tmp_path)
+
+
+def test_streaming_across_many_block_counts(es_host, tmp_path) -> None:
+    """Every ending position of the rolling window within two seconds lands on the same bits."""
+    rng = np.random.default_rng(7)
+    pcm = np.clip(rng.normal(0, 9000, 2 * CLIP), -32768, 32767).astype(np.int16)
+    for blocks in (1, 3, 31, 32, 33, 47):
+        sub = tmp_path / f"b{blocks}"
+        sub.mkdir()
+        assert_bit_exact(es_host, pcm[: blocks * BLOCK], sub)
+
+
+@pytest.mark.parametrize("scale", [0.003, 0.05, 0.37, 1.0, 2.5, 17.0, 123.4, 4096.0])
+@pytest.mark.parametrize("zero_point", [-128, -3, 40])
+def test_int8_input_equals_q15_to_int8(es_host, scale, zero_point) -> None:
+    """Every int16 value, at scales far below 1 (the seed's divider gave 0 there) and above."""
+    mag = np.arange(-32768, 32768, dtype=np.int16)
+    mult, shift = frontends.quantize_multiplier(1.0 / scale)
+    proc = fb.run_host(es_host, "--quantize", f"{mult},{shift},{zero_point}",
+                       stdin=mag.astype("<i2").tobytes())
+    assert proc.returncode == 0, proc.stderr.decode()
+    got = np.frombuffer(proc.stdout, np.int8)
+    want = frontends.q15_to_int8(mag, scale, zero_point)
+    bad = np.flatnonzero(got != want)
+    assert bad.size == 0, f"mag {mag[bad[0]]}: C {got[bad[0]]}, Python {want[bad[0]]}"
+    # and it is the quantisation a user expects: round(mag / scale) + zero_point, saturated
+    # (the seed's integer divider made every small scale a division by zero)
+    ideal = np.clip(np.round(mag / scale) + zero_point, -128, 127)
+    assert np.abs(got.astype(np.int64) - ideal).max() <= 1
+
+
+def test_quantize_rejects_bad_multiplier(es_host) -> None:
+    proc = fb.run_host(es_host, "--quantize", "12345,0,0", stdin=b"\x01\x00")
+    assert proc.returncode == 1
+    assert b"ES_ERR_ARG" in proc.stderr
