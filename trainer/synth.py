@@ -33,6 +33,7 @@ import logging
 import re
 import shutil
 import subprocess
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -298,11 +299,12 @@ def _keyword_clip(word: str, voice: Voice, rng: np.random.Generator) -> np.ndarr
 
 def _write_lists(out: Path, voices: list[Voice], files: dict[str, list[str]], seed: int) -> None:
     rng = np.random.default_rng((seed, 99))
-    order = [voices[i].speaker for i in rng.permutation(len(voices))]
-    k = max(1, round(len(voices) * 0.1))
-    if len(voices) < 3:
+    speaking = [v.speaker for v in voices if v.speaker in files]
+    order = [speaking[i] for i in rng.permutation(len(speaking))]
+    k = max(1, round(len(speaking) * 0.1))
+    if len(speaking) < 3:
         _LOGGER.warning(
-            "%d speakers: no validation/testing lists, the hash split applies", len(voices)
+            "%d speakers: no validation/testing lists, the hash split applies", len(speaking)
         )
         return
     for name, chosen in (
@@ -343,10 +345,12 @@ def synth_keywords(out: Path, seed: int, per_label: int, speakers: int, workers:
     _fresh(out)
     voices = pick_voices(speakers, np.random.default_rng((seed, 1)))
     jobs, files = [], {}
+    takes: Counter[tuple[str, str]] = Counter()
     for w, word in enumerate(KEYWORDS):
         for i in range(per_label):
-            voice = voices[i % len(voices)]
-            rel = f"{word}/{voice.speaker}_nohash_{i // len(voices)}.wav"
+            voice = voices[(w * per_label + i) % len(voices)]  # rotate across words too
+            rel = f"{word}/{voice.speaker}_nohash_{takes[voice.speaker, word]}.wav"
+            takes[voice.speaker, word] += 1
             files.setdefault(voice.speaker, []).append(rel)
             rng = np.random.default_rng((seed, 2, w, i))
             jobs.append((out / rel, functools.partial(_keyword_clip, word, voice, rng)))
