@@ -49,7 +49,10 @@ class ModelSettings:
 class SourceSettings:
     """Where the audio comes from."""
 
-    kind: str = opt("mic", "audio source", choices=("mic", "wav", "stdin"))
+    kind: str = opt(
+        "mic", "audio source ('none': no local audio, only Picos on [serial])",
+        choices=("mic", "wav", "stdin", "none"),
+    )
     wav: str = opt("", "WAV file to read when kind = wav")
     realtime: bool = opt(True, "pace the WAV source at real time (false: as fast as possible)")
     stdin_rate: int = opt(16000, "sample rate of raw PCM on stdin (Hz)", lo=8000, hi=192000)
@@ -134,11 +137,16 @@ class OutputSettings:
 
 @dataclass(frozen=True)
 class SerialSettings:
-    """Picos over USB serial (reserved for ``earshotd picos`` / daemon.serial_host)."""
+    """Picos over USB serial, hosted by ``earshotd run`` (daemon.serial_host)."""
 
-    enabled: bool = opt(False, "host Picos on USB serial ports")
+    enabled: bool = opt(False, "host Picos on USB serial ports (on when --serial-ports is given)")
     ports: list[str] = opt(["auto"], "serial ports, or 'auto' for USB VID 0x2E8A")
     baud: int = opt(115200, "serial baud rate", lo=1200, hi=4000000)
+    bundles: list[str] = opt(
+        [], "rp2040 bundle folders: a board running one of these models is judged by the "
+        "daemon's detector ([detector] rules, the bundle's thresholds) from its SCORES lines; "
+        "other boards by their own DET lines",
+    )
 
 
 @dataclass(frozen=True)
@@ -265,6 +273,9 @@ def _cross_check(s: Settings, origin: str) -> None:
             f"{origin}: mic.channel (--mic-channel) must be from 0 to {s.mic.channels - 1} "
             f"(mic.channels is {s.mic.channels}), got {s.mic.channel}"
         )
+    if s.source.kind == "none" and not s.serial.enabled:
+        raise ConfigError(f"{origin}: source.kind (--source-kind) 'none' needs serial.enabled "
+                          "(--serial-enabled): there would be nothing to listen to")
     if s.source.kind == "wav" and not s.source.wav:
         raise ConfigError(f"{origin}: source.wav (--source-wav) must name a WAV file when "
                           "source.kind is 'wav'")
@@ -341,5 +352,11 @@ def overrides_from_args(args: argparse.Namespace) -> dict[tuple[str, str], Any]:
 
 
 def from_args(args: argparse.Namespace) -> Settings:
-    """Settings from ``--config`` plus every flag given (raises ConfigError)."""
-    return load(args.config, overrides_from_args(args))
+    """Settings from ``--config`` plus every flag given (raises ConfigError).
+
+    ``--serial-ports`` implies ``--serial-enabled`` unless ``--no-serial-enabled`` is given.
+    """
+    overrides = overrides_from_args(args)
+    if ("serial", "ports") in overrides:
+        overrides.setdefault(("serial", "enabled"), True)
+    return load(args.config, overrides)

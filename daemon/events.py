@@ -7,7 +7,8 @@ lines, OLED) gets it. A sink is any object with ``alert(a)``, ``level(source, p2
 
 Logging: under systemd (``INVOCATION_ID`` or ``JOURNAL_STREAM`` set, or ``[output] journal =
 "on"``) records go to journald through systemd-python's ``JournalHandler``; an alert record
-carries the structured fields LABEL, SCORE, SOURCE, MODEL_SHA256 (and STREAM_T_MS). Otherwise
+carries the structured fields LABEL, SCORE, SOURCE, MODEL_SHA256 (and STREAM_T_MS, and BOARD_ID for
+a Pico's detections). Otherwise
 plain lines on stderr.
 """
 
@@ -40,7 +41,20 @@ class Alert:
     model_sha256: str = ""
     """sha256 of the model that made it."""
     stream_t_ms: int | None = None
-    """Stream time of the detection (ms since the source started), when known."""
+    """Stream time of the detection (ms since the source started; a Pico's device time)."""
+    board_id: str = ""
+    """A Pico's unique board id (16 hex digits) when a Pico heard it; "" for the local mic."""
+
+    def short_source(self, limit: int = 14) -> str:
+        """The source in at most ``limit`` characters (the OLED's top line): a Pico keeps the
+        end of its board id, where boards differ, e.g. ``pico-E66058388B4A0001`` -> ``pico-8B4A0001``."""
+        if len(self.source) <= limit:
+            return self.source
+        if self.board_id and self.source.endswith(self.board_id):
+            tail = self.board_id[-8:]
+            head = self.source[: len(self.source) - len(self.board_id)]
+            return head[: limit - len(tail)] + tail
+        return self.source[:limit]
 
 
 class Sink(Protocol):
@@ -81,7 +95,8 @@ class Outputs:
 
 
 class LogSink:
-    """Each alert as a log record with journald fields LABEL, SCORE, SOURCE, MODEL_SHA256."""
+    """Each alert as a log record with journald fields LABEL, SCORE, SOURCE, MODEL_SHA256
+    (plus STREAM_T_MS when known and BOARD_ID for a Pico)."""
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self._log = logger or logging.getLogger("daemon.alerts")
@@ -93,6 +108,8 @@ class LogSink:
         }
         if a.stream_t_ms is not None:
             fields["STREAM_T_MS"] = str(a.stream_t_ms)
+        if a.board_id:
+            fields["BOARD_ID"] = a.board_id
         self._log.info("detected %s (%.2f) from %s", a.label, a.score, a.source, extra=fields)
 
     def level(self, source: str, p2p_dbfs: float, rms_dbfs: float) -> None:
@@ -103,7 +120,8 @@ class LogSink:
 
 
 class JsonLinesSink:
-    """One JSON object per alert, to a file (appended) or stdout (``-``), flushed each line."""
+    """One JSON object per alert, to a file (appended) or stdout (``-``), flushed each line:
+    label, score, source, t, model_sha256, stream_t_ms, and board_id for a Pico's alerts."""
 
     def __init__(self, target: str) -> None:
         self._own = target != "-"
@@ -115,6 +133,8 @@ class JsonLinesSink:
     def alert(self, a: Alert) -> None:
         d = asdict(a)
         d["score"] = round(a.score, 4)
+        if not a.board_id:
+            del d["board_id"]  # only a Pico's alerts carry one
         self._fh.write(json.dumps(d) + "\n")
         self._fh.flush()
 

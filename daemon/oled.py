@@ -74,7 +74,7 @@ def render_alert(a: Alert, now: float, width: int = 128, height: int = 64) -> An
     img = Image.new("1", (width, height), 0)
     d = ImageDraw.Draw(img)
     small = _font(lay.top_size)
-    d.text((0, 0), a.source[:14], font=small, fill=1)
+    d.text((0, 0), a.short_source(14), font=small, fill=1)
     ago = _ago(now - a.t)
     d.text((width - d.textlength(ago, font=small), 0), ago, font=small, fill=1)
     big = _fit_font(d, a.label, width - 2, lay.label_size)

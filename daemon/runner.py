@@ -5,9 +5,15 @@ Order at start: settings (refuse bad config), logging (journald under systemd), 
 recogniser, publishes alerts, pings the watchdog (only here, so a stalled pipeline stops the
 pings), and updates STATUS every ``STATUS_EVERY_S``.
 
-Signals: SIGTERM/SIGINT stop cleanly (STOPPING=1, exit 0); SIGHUP re-reads the config and the
-model bundle and keeps the microphone open (mic, source and OLED hardware settings take effect
-at the next restart; a bad new config or bundle is logged and the old one stays in use).
+Picos: with ``[serial] enabled`` (or ``--serial-ports``), a ``daemon.serial_host.SerialHost``
+runs beside the local source and its ``PicoAlerts`` publish to the same outputs. With ``[source]
+kind = "none"`` there is no local audio and no local model: the daemon only hosts Picos.
+
+Signals: SIGTERM/SIGINT stop cleanly (STOPPING=1, serial host stopped, exit 0); SIGHUP re-reads
+the config, the model bundle and the ``[serial]`` bundles and keeps the microphone open (mic,
+source and OLED hardware settings take effect at the next restart; a changed ``[serial]`` or
+``[detector]`` restarts the serial host; a bad new config or bundle is logged and the old one
+stays in use).
 """
 
 from __future__ import annotations
@@ -21,12 +27,21 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from . import config
 from .bundle import Bundle, BundleError, load_bundle
 from .config import ConfigError, Settings
 from .detector import Detector
 from .events import Alert, JsonLinesSink, LogSink, Outputs, setup_logging
 from .notify import Notifier
+from .serial_host import (
+    BoardDetectors,
+    PicoAlerts,
+    SerialHost,
+    host_settings_from_config,
+    load_board_bundles,
+)
 from .sources import AudioSource, SourceError, open_source
 from .streaming import Recogniser, detector_config
 from .wavio import WavError
@@ -35,6 +50,25 @@ _LOGGER = logging.getLogger(__name__)
 
 STATUS_EVERY_S = 10.0
 READ_TIMEOUT_S = 0.5
+PICOS_ONLY = "picos"
+"""Model name on the OLED idle screen when there is no local model (source kind "none")."""
+
+
+class NoAudio:
+    """The source for ``kind = "none"``: no local audio; each read waits and returns nothing."""
+
+    name = "no local audio (Picos only)"
+    overflows = 0
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def read(self, timeout: float) -> np.ndarray | None:
+        time.sleep(timeout)
+        return np.zeros(0, np.float32)
+
+    def close(self) -> None:
+        self.closed = True
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -78,8 +112,12 @@ class Daemon:
         self._stop = False
         self._reload = False
         self.detections = 0
+        self.pico_detections = 0
         self._overflows_seen = 0
         self.oled: Any = None
+        self.bundle: Bundle | None = None
+        self.recogniser: Recogniser | None = None
+        self.serial_host: SerialHost | None = None
 
     # -- start-up --
     def _load_model(self, s: Settings) -> tuple[Bundle, Any, Detector]:
@@ -94,14 +132,17 @@ class Daemon:
         )
         return bundle, clf, det
 
-    def _outputs(self, s: Settings, bundle: Bundle) -> Outputs:
+    def _model_name(self) -> str:
+        return self.bundle.name if self.bundle is not None else PICOS_ONLY
+
+    def _outputs(self, s: Settings) -> Outputs:
         sinks: list[Any] = [LogSink()]
         if s.output.json:
             sinks.append(JsonLinesSink(s.output.json))
         if s.oled.enabled:
             from .oled import OledSink
 
-            self.oled = OledSink(s.oled, bundle.name, self._i2c_factory)
+            self.oled = OledSink(s.oled, self._model_name(), self._i2c_factory)
             sinks.append(self.oled)
         return Outputs(sinks)
 
@@ -109,36 +150,66 @@ class Daemon:
         s = self.settings
         self.notifier.status("loading model")
         try:
-            self.bundle, clf, det = self._load_model(s)
-            self.recogniser = Recogniser(clf, det, s.stream)
+            if s.source.kind != "none":
+                self.bundle, clf, det = self._load_model(s)
+                self.recogniser = Recogniser(clf, det, s.stream)
+            board_bundles = load_board_bundles(s.serial.bundles) if s.serial.enabled else []
         except (BundleError, ConfigError, RuntimeError) as e:
             print(f"earshotd: error: {e}", file=sys.stderr)
             return 2
         try:
-            self.outputs = self._outputs(s, self.bundle)
+            self.outputs = self._outputs(s)
         except OSError as e:
             print(f"earshotd: error: {e}", file=sys.stderr)
             return 2
         try:
             self.notifier.status("opening audio source")
             try:
-                source = open_source(s.source, s.mic)
+                source = NoAudio() if s.source.kind == "none" else open_source(s.source, s.mic)
             except (SourceError, WavError) as e:
                 print(f"earshotd: error: {e}", file=sys.stderr)
                 return 2
             try:
+                self._start_serial(s, board_bundles)
                 return self._serve(source)
             finally:
+                self._stop_serial()
                 source.close()
         finally:
             self.outputs.close()
             self.notifier.close()
 
+    # -- Picos --
+    def _start_serial(self, s: Settings, board_bundles: list[Bundle]) -> None:
+        """Start hosting Picos when ``[serial] enabled``; their alerts go to the same outputs."""
+        if not s.serial.enabled:
+            return
+        handler = PicoAlerts(
+            self._publish_pico, detector_for_board=BoardDetectors(board_bundles, s.detector)
+        )
+        self.serial_host = SerialHost(host_settings_from_config(s.serial), handler)
+        self.serial_host.start()
+        _LOGGER.info(
+            "hosting Picos on %s (%d rp2040 bundle(s) for host-side detection)",
+            ", ".join(s.serial.ports), len(board_bundles),
+        )  # fmt: skip
+
+    def _stop_serial(self) -> None:
+        host, self.serial_host = self.serial_host, None
+        if host is not None:
+            host.stop()
+
+    def _publish_pico(self, alert: Alert) -> None:
+        self.pico_detections += 1
+        self.outputs.publish(alert)
+
     # -- the loop --
     def _serve(self, source: AudioSource) -> int:
         old = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
         try:
-            what = f"listening on {source.name} with {self.bundle.name}"
+            what = f"listening on {source.name} with {self._model_name()}"
+            if self.serial_host is not None:
+                what += f" and {len(self.serial_host.links)} Pico port(s)"
             _LOGGER.info("%s (hop %d ms, window %s)", what, self.settings.stream.hop_ms, self.settings.stream.window)
             self.notifier.ready(what)
             self._loop(source)
@@ -147,8 +218,8 @@ class Daemon:
             for sig, handler in old.items():
                 signal.signal(sig, handler)
         _LOGGER.info(
-            "stopped: %d inferences, %d detections, %d overflows",
-            self.recogniser.inferences, self.detections, source.overflows,
+            "stopped: %d inferences, %d detections, %d Pico detections, %d overflows",
+            self._inferences(), self.detections, self.pico_detections, source.overflows,
         )
         return 0
 
@@ -168,12 +239,13 @@ class Daemon:
             if chunk is None:
                 _LOGGER.info("end of audio from %s", source.name)
                 break
-            if chunk.size == 0:
-                continue
-            for r in self.recogniser.feed(chunk):
-                self.outputs.level(self.settings.output.source_name, r.p2p_dbfs, r.rms_dbfs)
-                if r.detection is not None:
-                    self._publish(r.detection)
+            if self.recogniser is not None:
+                if chunk.size == 0:
+                    continue  # no audio in time: no watchdog ping, so a stalled mic restarts us
+                for r in self.recogniser.feed(chunk):
+                    self.outputs.level(self.settings.output.source_name, r.p2p_dbfs, r.rms_dbfs)
+                    if r.detection is not None:
+                        self._publish(r.detection)
             self.notifier.watchdog()
             self._check_overflows(source)
             if time.monotonic() >= next_status:
@@ -182,6 +254,7 @@ class Daemon:
 
     def _publish(self, det: Any) -> None:
         self.detections += 1
+        assert self.bundle is not None
         self.outputs.publish(
             Alert(
                 label=det.label, score=float(det.score), source=self.settings.output.source_name,
@@ -189,11 +262,19 @@ class Daemon:
             )
         )
 
+    def _inferences(self) -> int:
+        return self.recogniser.inferences if self.recogniser is not None else 0
+
     def _status(self, source: AudioSource) -> str:
-        return (
-            f"listening on {source.name}: {self.recogniser.inferences} inferences, "
+        text = (
+            f"listening on {source.name}: {self._inferences()} inferences, "
             f"{self.detections} detections, {source.overflows} overflows"
         )
+        if self.serial_host is not None:
+            links = list(self.serial_host.links.values())
+            up = sum(1 for link in links if link.stats.connected and link.stats.hello)
+            text += f"; Picos: {up}/{len(links)} up, {self.pico_detections} detections"
+        return text
 
     def _check_overflows(self, source: AudioSource) -> None:
         if source.overflows > self._overflows_seen:
@@ -208,7 +289,8 @@ class Daemon:
         _LOGGER.info("SIGHUP: reloading config and model")
         try:
             new = self._reload_settings()
-            bundle, clf, det = self._load_model(new)
+            local = self._load_model(new) if self.recogniser is not None else None
+            board_bundles = load_board_bundles(new.serial.bundles) if new.serial.enabled else []
         except (ConfigError, BundleError, RuntimeError) as e:
             _LOGGER.error("reload failed, keeping the running config and model: %s", e)
             self.notifier.ready(f"reload failed: {e}")
@@ -219,10 +301,15 @@ class Daemon:
         kept = dataclasses.replace(
             new, **{p: getattr(self.settings, p) for p in ("source", "mic", "oled", "output")}
         )
-        self.settings = kept
-        self.bundle = bundle
-        self.recogniser.replace(clf, det, kept.stream)
-        if self.oled is not None:
-            self.oled.set_model(bundle.name)
-        _LOGGER.info("reloaded: model %s (%s…)", bundle.name, bundle.sha256[:12])
-        self.notifier.ready(f"reloaded; listening with {bundle.name}")
+        old, self.settings = self.settings, kept
+        if local is not None and self.recogniser is not None:
+            bundle, clf, det = local
+            self.bundle = bundle
+            self.recogniser.replace(clf, det, kept.stream)
+            if self.oled is not None:
+                self.oled.set_model(bundle.name)
+            _LOGGER.info("reloaded: model %s (%s…)", bundle.name, bundle.sha256[:12])
+        if (old.serial, old.detector) != (kept.serial, kept.detector) or kept.serial.bundles:
+            self._stop_serial()  # new ports, detector rules or bundle files: start afresh
+            self._start_serial(kept, board_bundles)
+        self.notifier.ready(f"reloaded; listening with {self._model_name()}")

@@ -287,8 +287,9 @@ class PicoAlerts:
     """Handler that turns board messages into Alerts for ``daemon.events.Outputs``.
 
     By default each DET line is an alert. With ``detector_for`` (labels -> a
-    ``daemon.detector.Detector`` or None), SCORES lines go through the host's own detector with
-    the local microphone's settings and DET lines are ignored for boards that got one.
+    ``daemon.detector.Detector`` or None) or ``detector_for_board`` (the board's Hello -> one or
+    None; :class:`BoardDetectors`), SCORES lines go through the host's own detector with the
+    local microphone's settings and DET lines are ignored for boards that got one.
     """
 
     def __init__(
@@ -296,16 +297,22 @@ class PicoAlerts:
         publish: Callable[[Any], None],
         detector_for: Callable[[tuple[str, ...]], Any] | None = None,
         clock: Callable[[], float] = time.time,
+        detector_for_board: Callable[[P.Hello], Any] | None = None,
     ) -> None:
         self.publish = publish
         self.detector_for = detector_for
+        self.detector_for_board = detector_for_board
         self.clock = clock
         self._boards: dict[str, tuple[P.Hello, Any]] = {}
         self._lock = threading.Lock()
 
     def __call__(self, port: str, msg: P.Message) -> None:
         if isinstance(msg, P.Hello):
-            det = self.detector_for(msg.labels) if self.detector_for else None
+            det = None
+            if self.detector_for_board is not None:
+                det = self.detector_for_board(msg)
+            elif self.detector_for is not None:
+                det = self.detector_for(msg.labels)
             with self._lock:
                 self._boards[port] = (msg, det)  # a new hello: a reset board, fresh state
             return
@@ -338,9 +345,53 @@ class PicoAlerts:
         self.publish(
             Alert(
                 label=label, score=score, source=source_name(hello), t=self.clock(),
-                model_sha256=hello.model, stream_t_ms=t_ms,
+                model_sha256=hello.model, stream_t_ms=t_ms, board_id=hello.id,
             )
         )  # fmt: skip
+
+
+class BoardDetectors:
+    """The host-side detector for a board whose model is one of the given rp2040 bundles.
+
+    A board is matched by the model sha256 in its hello (the rp2040 bundle's ``model_sha256``)
+    and gets ``daemon.streaming.detector_config(bundle, detector_settings)``: that bundle's
+    thresholds and the local microphone's ``[detector]`` rules (``ignore`` entries that are not
+    the board's labels are skipped). Unknown models get None, so their own DET lines count.
+    """
+
+    def __init__(self, bundles: list[Any], detector_settings: Any) -> None:
+        self.bundles = {b.sha256: b for b in bundles}
+        self.settings = detector_settings
+
+    def __call__(self, hello: P.Hello) -> Any:
+        from dataclasses import replace
+
+        from .detector import Detector
+        from .streaming import detector_config
+
+        bundle = self.bundles.get(hello.model)
+        if bundle is None:
+            _LOGGER.info("board %s: model %s… is not in [serial] bundles; using its DET lines",
+                         hello.id, hello.model[:12])  # fmt: skip
+            return None
+        if tuple(bundle.labels) != tuple(hello.labels):
+            _LOGGER.warning(
+                "board %s: labels %s differ from bundle %s's %s; using its DET lines",
+                hello.id, ",".join(hello.labels), bundle.name, ",".join(bundle.labels),
+            )  # fmt: skip
+            return None
+        ignore = [x for x in self.settings.ignore if x in bundle.labels]
+        cfg = detector_config(bundle, replace(self.settings, ignore=ignore))
+        _LOGGER.info("board %s: model %s; its SCORES go through the host's detector",
+                     hello.id, bundle.name)  # fmt: skip
+        return Detector(cfg)
+
+
+def load_board_bundles(folders: list[str]) -> list[Any]:
+    """The rp2040 bundles of ``[serial] bundles`` (raises daemon.bundle.BundleError)."""
+    from .bundle import load_bundle
+
+    return [load_bundle(f) for f in folders]
 
 
 def host_settings_from_config(serial_cfg: Any) -> HostSettings:
