@@ -414,7 +414,7 @@ def _quota(clips: Iterable[Clip], split: str) -> int:
 
 
 def _cap_unknown(known: list[Clip], unknown: list[Clip], rng: np.random.Generator) -> list[Clip]:
-    kept = []
+    kept: list[Clip] = []
     for split in SPLITS:
         pool = [c for c in unknown if c.split == split]
         order = rng.permutation(len(pool))

@@ -286,7 +286,7 @@ def pick_voices(count: int, rng: np.random.Generator) -> list[Voice]:
     if count > len(combos):
         raise ValueError(f"--speakers {count}: at most {len(combos)} distinct voices")
     idx = rng.choice(len(combos), size=count, replace=False)
-    voices = {Voice(*combos[i], int(rng.integers(25, 76))) for i in idx}
+    voices = {Voice(combos[i][0], combos[i][1], int(rng.integers(25, 76))) for i in idx}
     return sorted(voices, key=lambda v: v.speaker)
 
 
@@ -344,7 +344,8 @@ def synth_keywords(out: Path, seed: int, per_label: int, speakers: int, workers:
     """Write the keyword set (Speech Commands layout) to ``out``."""
     _fresh(out)
     voices = pick_voices(speakers, np.random.default_rng((seed, 1)))
-    jobs, files = [], {}
+    jobs: list[tuple[Path, Callable[[], np.ndarray]]] = []
+    files: dict[str, list[str]] = {}
     takes: Counter[tuple[str, str]] = Counter()
     for w, word in enumerate(KEYWORDS):
         for i in range(per_label):
