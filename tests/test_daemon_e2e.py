@@ -1,0 +1,119 @@
+"""End to end on TRAINED bundles: a rendered stream through `earshotd run` (WAV source, unpaced).
+
+The stream (``trainer.synth.make_stream``) holds keywords, a smoke alarm and words that are
+neither, over pink noise and hum, and ends in digital silence. Each daemon run must detect every
+event of its model's labels, with the right label, within ``LATENCY_MS`` of the onset (stream
+time), and nothing else: no detection on the noise, the negatives, the other model's events or
+the silence. A long event (the 2.5 s smoke alarm) may fire again while it is still sounding
+(after ``[detector] suppression_ms``); those repeats count as the same event, not as false alarms.
+
+On failure the message is the whole per-event table, so a weak model is reported precisely.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from daemon.bundle import load_bundle
+from tests.test_daemon_helpers import base_args, earshotd, empty_config, write_stream
+
+LATENCY_MS = 500
+"""Onset-to-alert budget (DESIGN.md), in stream time."""
+WINDOW_MS = 1000
+"""The classified window: an event stays in it this long after its end."""
+SEED = 11
+EVENTS = [
+    (2.0, "yes"), (5.0, "no"), (8.0, "hello"), (11.0, "up"), (14.0, "smoke_alarm"),
+    (19.0, "kitchen"), (22.0, "stop"), (25.0, "go"), (28.0, "water"),
+]  # fmt: skip
+DURATION_S = 34.0
+SILENCE_FROM_S = 31.0
+"""Digital silence from here to the end."""
+
+@dataclass(frozen=True)
+class Outcome:
+    """Detections of one run matched against the ground truth."""
+
+    rows: list[str]
+    """One line per event and per unmatched detection, for the failure message."""
+    missed: list[str]
+    """Events of the model's labels with no timely detection of the right label."""
+    false_alarms: list[str]
+    """Detections that belong to no event of their label."""
+
+
+def match(truth: list[dict], detections: list[dict], labels: set[str]) -> Outcome:
+    rows, missed, used = [], [], set()
+    for ev in truth:
+        on, end = ev["onset_s"] * 1000, ev["end_s"] * 1000
+        hits = [i for i, d in enumerate(detections)
+                if d["label"] == ev["label"] and on < d["stream_t_ms"] <= end + WINDOW_MS]  # fmt: skip
+        used.update(hits)
+        first = detections[hits[0]]["stream_t_ms"] - on if hits else None
+        kind = "positive" if ev["label"] in labels else "negative"
+        heard = [f"{d['label']}@{d['stream_t_ms']}" for d in detections if on <= d["stream_t_ms"] <= end + WINDOW_MS]
+        rows.append(f"{ev['label']:>12} at {on:7.0f} ms ({kind}): heard {heard or 'nothing'}"
+                    + (f", first after {first:.0f} ms" if first is not None else ""))  # fmt: skip
+        if kind == "positive" and (first is None or first > LATENCY_MS):
+            missed.append(f"{ev['label']} at {on:.0f} ms")
+    false_alarms = [f"{d['label']} ({d['score']:.2f}) at {d['stream_t_ms']} ms"
+                    for i, d in enumerate(detections) if i not in used]  # fmt: skip
+    rows += [f"  false alarm: {x}" for x in false_alarms]
+    return Outcome(rows, missed, false_alarms)
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory) -> tuple[Path, list[dict]]:
+    from trainer.synth import make_stream
+
+    audio, truth = make_stream(SEED, DURATION_S, EVENTS)
+    audio[int(SILENCE_FROM_S * 16000) :] = 0.0
+    path = write_stream(tmp_path_factory.mktemp("e2e") / "stream.wav", audio)
+    return path, truth
+
+
+def run_daemon(bundle: Path, wav: Path) -> list[dict]:
+    empty_config()
+    proc = earshotd(*base_args(bundle, wav, "--output-json", "-", "--no-oled-enabled"), timeout=300)
+    return [json.loads(x) for x in proc.stdout.splitlines()]
+
+
+def check(bundle: Path, stream: tuple[Path, list[dict]]) -> None:
+    wav, truth = stream
+    b = load_bundle(bundle)
+    labels = {x for x in b.labels if not x.startswith("_")}
+    if b.manifest["output"].get("activation") == "sigmoid" and len(b.labels) == 2:
+        labels.discard(b.labels[0])
+    assert labels & {ev["label"] for ev in truth}, f"{bundle}: stream has none of {labels}"
+    out = match(truth, run_daemon(bundle, wav), labels)
+    report = f"{bundle.name} ({b.name}, labels {sorted(labels)}):\n" + "\n".join(out.rows)
+    assert not out.missed and not out.false_alarms, (
+        f"missed {out.missed}; false alarms {out.false_alarms}\n{report}"
+    )
+
+
+def test_match_counts_repeats_inside_an_event_and_flags_the_rest() -> None:
+    """The matcher itself: what counts as a hit, a late hit, a repeat and a false alarm."""
+    truth = [{"label": "yes", "onset_s": 1.0, "end_s": 1.4}, {"label": "hello", "onset_s": 3.0, "end_s": 3.5},
+             {"label": "no", "onset_s": 6.0, "end_s": 6.3}]  # fmt: skip
+    dets = [{"label": "yes", "score": 0.9, "stream_t_ms": 1300}, {"label": "yes", "score": 0.9, "stream_t_ms": 2300},
+            {"label": "no", "score": 0.8, "stream_t_ms": 3300}, {"label": "no", "score": 0.9, "stream_t_ms": 6700}]  # fmt: skip
+    out = match(truth, dets, {"yes", "no"})
+    assert out.missed == ["no at 6000 ms"]  # 700 ms: over the budget
+    assert out.false_alarms == ["no (0.80) at 3300 ms"]  # on the negative "hello"
+    assert len(out.rows) == 4
+
+
+@pytest.mark.slow
+def test_keyword_bundle_detects_each_keyword_in_time_and_nothing_else(pi_bundle: Path, stream) -> None:
+    check(pi_bundle, stream)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["pi", "rp2040"])
+def test_alarm_bundle_detects_the_smoke_alarm_in_time_and_nothing_else(alarm_bundles, target, stream) -> None:
+    check(alarm_bundles[target], stream)
