@@ -8,6 +8,8 @@ mirror finds: same labels, same times, same scores.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -184,3 +186,59 @@ def test_model_comes_from_es_model_dir(tmp_path) -> None:
     proc = fb.run_host(host, "--threshold", "200", str(wav))
     assert proc.returncode == 0, proc.stderr.decode()
     assert proc.stdout.decode().splitlines() == ["96 c 0.9961", "1600 c 0.9961"]
+
+
+@pytest.mark.slow
+def test_compiled_keyword_model_runs_as_the_interpreters_say(rp2040_bundle, synth_root,
+                                                            tmp_path) -> None:
+    """The trained RP2040 bundle, compiled to C (`earshot-train compile`), in the block loop.
+
+    For every block: the int8 input equals daemon.inference's (q15_to_int8 with the manifest's
+    quantisation) and the scores equal the tflite-micro interpreter's on that input; the
+    detections equal the Python detector's on those scores.
+    """
+    from tflite_micro.python.tflite_micro import runtime
+
+    from daemon.bundle import load_bundle
+    from daemon.inference import Classifier
+
+    model_dir = tmp_path / "model"
+    proc = subprocess.run([sys.executable, "-m", "trainer", "compile", str(rp2040_bundle),
+                           "--out", str(model_dir)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    host = fb.host_build(model_dir, sanitize=True).es_host
+
+    clf = Classifier(load_bundle(rp2040_bundle))
+    labels = list(clf.labels)
+    pieces = []
+    for label in labels[:4]:
+        wav = sorted((synth_root / "keywords" / label).glob("*.wav"))[0]
+        pieces += [frontends.to_int16(wavio.read_wav(wav)), np.zeros(RATE // 2, np.int16)]
+    pcm = np.concatenate(pieces)
+    wav = tmp_path / "keywords.wav"
+    wavio.write_wav(wav, pcm)
+    trace, last_input = tmp_path / "trace.txt", tmp_path / "input.bin"
+    proc2 = fb.run_host(host, "--threshold", "128", "--trace", str(trace), "--input",
+                        str(last_input), str(wav), timeout=300)
+    assert proc2.returncode == 0, proc2.stderr.decode()
+
+    tflm = runtime.Interpreter.from_file(str(clf.bundle.model_path))
+    det = Detector(DetectorConfig(labels=tuple(labels), thresholds=(0.5,) * len(labels)))
+    blocks = len(pcm) // BLOCK
+    padded = np.concatenate([np.zeros(CLIP, np.int16), pcm[: blocks * BLOCK]])
+    c_levels = np.loadtxt(trace, dtype=np.int64, ndmin=2)
+    assert c_levels.shape == (blocks, 1 + len(labels))
+    want = []
+    for b in range(blocks):
+        x = clf.input_tensor(padded[BLOCK * (b + 1) : BLOCK * (b + 1) + CLIP])
+        tflm.set_input(x, 0)
+        tflm.invoke()
+        levels = tflm.get_output(0).reshape(-1).astype(np.int64) + 128
+        assert c_levels[b, 0] == (b + 1) * 32
+        np.testing.assert_array_equal(c_levels[b, 1:], levels, err_msg=f"block {b}")
+        d = det.update((b + 1) * 32, levels / 256)
+        if d is not None:
+            want.append(f"{d.t_ms} {d.label} {d.score:.4f}")
+    np.testing.assert_array_equal(np.fromfile(last_input, np.int8), x.reshape(-1))
+    assert proc2.stdout.decode().splitlines() == want
+    assert want, "the keywords should give at least one detection"

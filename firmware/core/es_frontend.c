@@ -112,7 +112,12 @@ static int64_t rounding_divide_by_pot(int64_t x, int32_t exponent)
     return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
-int32_t es_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int32_t shift)
+/*
+ * TFLite reference MultiplyByQuantizedMultiplier(x, multiplier, shift) for |x| <= 2^15 and
+ * shift <= 16 (beyond that the result exceeds any int8 anyway and is saturated to +-2^24).
+ * es_kernels has the int32 version; this one is for int16 magnitudes at any input scale.
+ */
+static int32_t requantize(int32_t x, int32_t multiplier, int32_t shift)
 {
     const int32_t left = shift > 0 ? shift : 0;
     const int32_t right = shift > 0 ? 0 : -shift;
@@ -124,7 +129,8 @@ int32_t es_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int32
     /* SaturatingRoundingDoublingHighMul; v fits int32 here, so it never saturates */
     const int64_t ab = v * (int64_t)multiplier;
     const int64_t nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
-    const int64_t high = (ab + nudge) / ((int64_t)1 << 31); /* C division truncates to zero */
+    const int64_t s = ab + nudge;
+    const int64_t high = s >= 0 ? (s >> 31) : -((-s) >> 31); /* / 2^31, truncating to zero */
     return (int32_t)rounding_divide_by_pot(high, right);
 }
 
@@ -141,7 +147,7 @@ EsStatus es_frontend_quantize(const int16_t *mag, size_t n, int32_t multiplier, 
         return ES_ERR_ARG;
     }
     for (size_t i = 0; i < n; i++) {
-        int32_t q = zero_point + es_multiply_by_quantized_multiplier(mag[i], multiplier, shift);
+        int32_t q = zero_point + requantize(mag[i], multiplier, shift);
         if (q < -128) {
             q = -128;
         } else if (q > 127) {

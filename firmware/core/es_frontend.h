@@ -74,14 +74,10 @@ EsStatus es_spectrogram_clear(EsSpectrogram *spec);
 EsStatus es_spectrogram_push(EsSpectrogram *spec, const int16_t (*frames)[ES_BINS], size_t n);
 
 /*
- * TFLite reference MultiplyByQuantizedMultiplier(x, multiplier, shift) for |x| < 2^15 and
- * shift <= 16 (beyond that the result exceeds any int8 anyway and is saturated to +-2^24).
- */
-int32_t es_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int32_t shift);
-
-/*
  * mag[0..n) -> out[0..n): clamp(zero_point + MultiplyByQuantizedMultiplier(mag, multiplier,
- * shift), -128, 127), with (multiplier, shift) = QuantizeMultiplier(1 / input_scale).
+ * shift), -128, 127), with (multiplier, shift) = QuantizeMultiplier(1 / input_scale), TFLite's
+ * reference arithmetic. Bit for bit daemon.frontends.q15_to_int8 for every input scale > 2^-16
+ * (smaller scales saturate every nonzero magnitude, as the exact result would).
  * ES_ERR_ARG: NULL pointers, multiplier not in [2^30, 2^31), shift outside -31..30.
  */
 EsStatus es_frontend_quantize(const int16_t *mag, size_t n, int32_t multiplier, int32_t shift,

@@ -10,6 +10,7 @@
  *                    little-endian, oldest frame first) to OUT ("-" = stdout)
  *   --scratch OUT    the same, computed from scratch (es_frontend_clip) on the last 16000 samples
  *   --input OUT      the int8 model input after the last block (124 x 129 bytes)
+ *   --trace OUT      one text line per block: "<t_ms> <level> <level> ..." (scores in 1/256)
  *   --scores         no WAV: replay detector vectors from stdin (see usage()) — the test harness
  *                    for es_detector against daemon/detector.py
  *   --quantize M,S,Z no WAV: int16 LE magnitudes on stdin -> es_frontend_quantize(multiplier M,
@@ -35,6 +36,7 @@ typedef struct {
     const char *features;     /* --features output, or NULL */
     const char *scratch;      /* --scratch output, or NULL */
     const char *input;        /* --input output, or NULL */
+    const char *trace;        /* --trace output, or NULL */
     bool scores;              /* --scores replay mode */
     const char *quantize;     /* --quantize M,S,Z, or NULL */
     EsDetectorConfig det;     /* detector settings */
@@ -64,6 +66,7 @@ static void usage(FILE *f)
             "  --features OUT       write the final int16 spectrogram (124x129 LE) to OUT\n"
             "  --scratch OUT        same, computed from scratch on the last 16000 samples\n"
             "  --input OUT          write the final int8 model input (124x129) to OUT\n"
+            "  --trace OUT          write each block's scores (levels of 1/256) to OUT\n"
             "  --quantize M,S,Z     no WAV: int16 LE on stdin -> int8 on stdout (multiplier,\n"
             "                       shift, zero point)\n"
             "--scores reads lines 'config N WINDOW_MS MIN_COUNT SUPPRESSION_MS MAX_HISTORY\n"
@@ -159,6 +162,8 @@ static bool parse_args(int argc, char **argv, HostArgs *a)
             a->scratch = val;
         } else if (strcmp(opt, "--input") == 0) {
             a->input = val;
+        } else if (strcmp(opt, "--trace") == 0) {
+            a->trace = val;
         } else if (strcmp(opt, "--quantize") == 0) {
             a->quantize = val;
         } else if (opt[0] == '-' && opt[1] == '-') {
@@ -366,6 +371,15 @@ static int run_wav(const HostArgs *a)
         fclose(f);
         return 1;
     }
+    FILE *trace = NULL;
+    if (a->trace != NULL) {
+        trace = strcmp(a->trace, "-") == 0 ? stdout : fopen(a->trace, "w");
+        if (trace == NULL) {
+            fprintf(stderr, "es_host: cannot write %s: %s\n", a->trace, strerror(errno));
+            fclose(f);
+            return 1;
+        }
+    }
     es_spectrogram_clear(&g_spec);
     int16_t block[ES_BLOCK];
     while (st == ES_OK && read_block(f, &left, block) == ES_BLOCK) {
@@ -376,6 +390,13 @@ static int run_wav(const HostArgs *a)
         es_spectrogram_push(&g_spec, (const int16_t(*)[ES_BINS])g_pipe.frames,
                             ES_FRAMES_PER_BLOCK);
         remember(block);
+        if (st == ES_OK && trace != NULL) {
+            fprintf(trace, "%u", (unsigned)t_ms);
+            for (uint16_t i = 0; i < es_model_info.n_labels; i++) {
+                fprintf(trace, " %u", (unsigned)g_pipe.levels[i]);
+            }
+            fputc('\n', trace);
+        }
         if (st == ES_OK && fired) {
             const double score = (double)det.level_sum / (256.0 * (double)det.count);
             printf("%u %s %.4f\n", (unsigned)det.t_ms, es_model_info.labels[det.index], score);
@@ -383,6 +404,10 @@ static int run_wav(const HostArgs *a)
     }
     const bool io_error = ferror(f) != 0;
     fclose(f);
+    if (trace != NULL && trace != stdout && fclose(trace) != 0) {
+        fprintf(stderr, "es_host: writing %s failed\n", a->trace);
+        return 1;
+    }
     if (io_error) {
         fprintf(stderr, "es_host: %s: read error\n", a->wav);
         return 1;
