@@ -9,7 +9,7 @@
  * detector decides. Until 1 s of audio has arrived, the input holds the spectrogram of silence
  * before the stream's first sample (the front end's zero tail).
  *
- * All state is in the caller's EsPipeline (about 19 KB; put it in static storage). The int16
+ * All state is in the caller's EsPipeline (about 22.5 KB; put it in static storage). The int16
  * spectrogram is not kept here (the model needs only int8); a debugging host keeps an
  * EsSpectrogram from p->frames after each block.
  */
