@@ -221,3 +221,31 @@ def test_pico_alert_fields_reach_journald_as_board_id(caplog):
     pico, mic = caplog.records
     assert (pico.SOURCE, pico.BOARD_ID, pico.STREAM_T_MS) == ("pico-E66058388B4A0001", "E66058388B4A0001", "1234")
     assert not hasattr(mic, "BOARD_ID")
+
+
+def test_boards_running_a_listed_bundle_are_judged_by_the_hosts_detector_from_scores():
+    """[serial] bundles: a board whose model sha256 is a listed bundle's gets the daemon's
+    detector (bundle thresholds, [detector] rules) on its SCORES, and its DETs are ignored; a
+    board with another model is trusted line by line."""
+    from daemon import protocol as P
+    from daemon.bundle import load_bundle
+    from daemon.config import DetectorSettings
+    from daemon.serial_host import BoardDetectors, PicoAlerts
+
+    bundle = load_bundle(tone_bundle())  # labels _background_, low_tone, high_tone; thresholds 0.7
+    alerts: list[Alert] = []
+    rules = DetectorSettings(average_window_ms=300, min_count=2, suppression_ms=1500, ignore=["nope"])
+    handler = PicoAlerts(alerts.append, detector_for_board=BoardDetectors([bundle], rules), clock=lambda: 5.0)
+    known = P.Hello("0.1.0", "pico", "E66058388B4A0001", bundle.sha256, tuple(bundle.labels), 16000, "detect")
+    other = P.Hello("0.1.0", "pico", "E66058388B4A0002", "ef" * 32, ("yes", "no"), 16000, "detect")
+    handler("/dev/ttyACM0", known)
+    handler("/dev/ttyACM1", other)
+    handler("/dev/ttyACM0", P.Det(t=10, label="low_tone", score=0.99))  # ignored: the host judges
+    handler("/dev/ttyACM1", P.Det(t=20, label="no", score=0.75))  # trusted
+    for t, q in ((1000, (20, 170, 66)), (1032, (20, 190, 46)), (1064, (256, 0, 0)), (1096, (0, 200, 56))):
+        handler("/dev/ttyACM0", P.Scores(t=t, q=q))  # averages: 170 (<179 = 0.7), 180 (fires)
+    assert [(a.source, a.board_id, a.label, a.stream_t_ms) for a in alerts] == [
+        ("pico-E66058388B4A0002", "E66058388B4A0002", "no", 20),
+        ("pico-E66058388B4A0001", "E66058388B4A0001", "low_tone", 1032),
+    ]
+    assert alerts[1].score == pytest.approx(180 / 256) and alerts[1].model_sha256 == bundle.sha256
