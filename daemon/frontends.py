@@ -94,7 +94,9 @@ class FrontEnd:
 
 
 def register(cls: type[FrontEnd]) -> type[FrontEnd]:
-    _REGISTRY[cls.__dataclass_fields__["name"].default] = cls
+    name = cls.__dataclass_fields__["name"].default
+    assert isinstance(name, str), cls
+    _REGISTRY[name] = cls
     return cls
 
 
