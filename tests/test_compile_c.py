@@ -119,18 +119,23 @@ def random_inputs(shape: tuple[int, ...], n: int, seed: int) -> np.ndarray:
     return xs.astype(np.int8)
 
 
+ORACLES_MAY_DIFFER = 0.10
+"""Largest fraction of inputs on which TFLite's reference kernels and TFLM may disagree."""
+
+
 def assert_bit_exact(model: Path, exe: Path, xs: np.ndarray) -> None:
     """C == TFLM on every input; C == the TFLite reference kernels wherever the two agree.
 
-    Known: TFLite 2.21's builtin reference kernels and TFLM disagree by one quantum on a few
-    inputs (up to ~5 % for untrained rp2040_seed and its sigmoid head; the SOFTMAX/LOGISTIC
-    int8 paths are the suspects: float LUT vs gemmlowp). The C follows TFLM, the runtime the firmware replaces; the
-    test bounds how often the oracles may disagree.
+    The two oracles disagree by one output step on a few inputs, and op by op
+    (tests/test_kernels.py, docs/compiler.md) the only op responsible is FULLY_CONNECTED: TF
+    2.21's reference rescales its accumulator in floating point, TFLM (and the firmware) with
+    the integer MultiplyByQuantizedMultiplier. Measured on untrained models, 200 inputs each:
+    rp2040_seed 0-2 %, ds_cnn 0-1.5 % of final outputs (1.5-3 % at the FC op itself).
     """
     got = c_outputs(exe, xs)
     ref, micro = oracle_outputs(model, xs)
     oracles_differ = np.any(ref != micro, axis=1)
-    assert oracles_differ.mean() <= 0.10, (
+    assert oracles_differ.mean() <= ORACLES_MAY_DIFFER, (
         f"{model.name}: TFLite and TFLM disagree on {oracles_differ.sum()}/{len(xs)} inputs"
     )
     ref = np.where(oracles_differ[:, None], micro, ref)
@@ -152,19 +157,40 @@ def _adapt(shape: tuple[int, ...], n: int = 24) -> np.ndarray:
     return np.random.default_rng(0).gamma(1.5, 60.0, (n, *shape)).astype(np.float32)
 
 
+def _spread_head(model: object) -> None:
+    """An untrained one-unit head gives one value for everything; give it weights that spread
+    its logit over about +-3 on inputs like the test's, so the sigmoid's range is exercised."""
+    import keras
+
+    # The test's int8 inputs, dequantised (input scale 400/255, zero point -128).
+    like = (random_inputs((124, 129, 1), 48, seed=99).astype(np.float32) + 128) * (400 / 255)
+    head = model.get_layer("binary_head")  # type: ignore[attr-defined]
+    trunk = keras.Model(model.inputs, head.input)  # type: ignore[attr-defined]
+    emb = trunk.predict(like, verbose=0)
+    w = np.random.default_rng(0).normal(size=(emb.shape[1], 1))
+    z = emb @ w
+    k = 3.0 / (float(z.std()) + 1e-9)
+    head.set_weights([(w * k).astype(np.float32), np.array([-z.mean() * k], np.float32)])
+
+
 @pytest.fixture(scope="module")
 def mcu_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Every MCU architecture (4 classes) and its binary sigmoid head, untrained, as int8."""
+    """Every MCU architecture (4 classes) and its binary sigmoid head, untrained (fixed seeds),
+    as int8."""
+    import keras
+
     models = pytest.importorskip("trainer.models")
     export = pytest.importorskip("trainer.export")
     out = tmp_path_factory.mktemp("mcu")
     adapt = _adapt((124, 129, 1))
     paths = {}
-    for name in models.MCU_ARCHITECTURES:
+    for seed, name in enumerate(models.MCU_ARCHITECTURES):
+        keras.utils.set_random_seed(seed)
         m = models.build(name, (124, 129, 1), 4, adapt, clip_max=400.0)
         paths[name] = out / f"{name}.tflite"
         paths[name].write_bytes(export.to_int8_tflite(m, adapt))
         binary, _ = models.binary_head(m)
+        _spread_head(binary)
         paths[name + "_binary"] = out / f"{name}_binary.tflite"
         paths[name + "_binary"].write_bytes(export.to_int8_tflite(binary, adapt))
     return paths

@@ -529,31 +529,26 @@ EsStatus es_logistic_s8(const EsLogisticParams *p, const int8_t *input, int8_t *
 
 EsStatus es_mean_hw_s8(const EsMeanParams *p, const int8_t *input, int8_t *output)
 {
-    if (p == NULL || input == NULL || output == NULL || p->thresholds == NULL) {
+    if (p == NULL || input == NULL || output == NULL) {
         return ES_ERR_ARG;
     }
-    if (!dims_ok(&p->in) || p->n_thresholds < 0 || p->out_min + p->n_thresholds > 127 ||
-        p->out_min < -128) {
+    if (!dims_ok(&p->in)) {
         return ES_ERR_SHAPE;
     }
+    /* n * 255 must fit the int32 sum; the shift must be one MBQM accepts. */
+    if ((int64_t)p->in.h * p->in.w > ((int32_t)1 << 23) || p->shift < -31 || p->shift > 30 ||
+        p->mult < 0) {
+        return ES_ERR_RANGE;
+    }
     const size_t n = (size_t)p->in.h * (size_t)p->in.w;
+    const int32_t offset = (int32_t)n * p->input_zero_point;
     for (int32_t c = 0; c < p->in.c; c++) {
         int32_t sum = 0;
         for (size_t i = 0; i < n; i++) {
             sum += input[i * (size_t)p->in.c + (size_t)c];
         }
-        /* Count thresholds <= sum (binary search; thresholds ascend). */
-        int32_t lo = 0;
-        int32_t hi = p->n_thresholds;
-        while (lo < hi) {
-            const int32_t mid = (lo + hi) / 2;
-            if (p->thresholds[mid] <= sum) {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        output[c] = (int8_t)(p->out_min + lo);
+        const int32_t v = MBQM(sum - offset, p->mult, p->shift) + p->output_zero_point;
+        output[c] = (int8_t)clamp32(v, -128, 127);
     }
     return ES_OK;
 }

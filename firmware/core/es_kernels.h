@@ -106,15 +106,18 @@ typedef struct {
 } EsLogisticParams;
 
 /*
- * MEAN over H and W of an NHWC tensor, output one value per channel. The reference rescales
- * in float (sum / count * scale + bias, rounded); that is a monotonic function of the integer
- * sum, so the compiler tabulates it: output = out_min + (number of thresholds <= sum).
+ * MEAN over H and W of an NHWC tensor, one value per channel, all integer (TFLite's
+ * QuantizedMeanOrSum, as both its reference kernels and TFLM run it):
+ *   out = clamp(MultiplyByQuantizedMultiplier(sum - n * input_zero_point, mult, shift)
+ *               + output_zero_point)
+ * where the compiler has folded 1/n (n = h * w) into mult and shift.
  */
 typedef struct {
     EsDims in;
-    int32_t out_min;           /* output for sums below thresholds[0] */
-    int32_t n_thresholds;      /* entries in thresholds (ascending) */
-    const int32_t *thresholds; /* smallest sum giving out_min + 1 + i */
+    int32_t input_zero_point;
+    int32_t output_zero_point;
+    int32_t mult;              /* q31 multiplier of in_scale / out_scale / n */
+    int32_t shift;             /* its exponent (>= -31) */
 } EsMeanParams;
 
 /* ADD, SUB, MUL of int8 tensors with numpy-style broadcasting over 4 dimensions. */
