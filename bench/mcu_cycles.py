@@ -125,6 +125,8 @@ class Result:
     """The whole es_pipeline_push_block of one block."""
     by_kind: dict[str, int]
     """Executed instructions per class over the block."""
+    calls: dict[str, Phase]
+    """Each call es_pipeline_push_block made (callee and everything below it)."""
     flash_bytes: int
     """text + data of the linked image."""
     model_flash_bytes: int
@@ -327,7 +329,7 @@ def phases(machine: cm0plus.Machine, em: Emulated) -> dict[str, cm0plus.Cost]:
     """Split the traced block into front end, inference, other and total."""
     image, dec = machine.image, machine.decoder
     caller = image.symbol("es_pipeline_push_block")
-    names = [*FRONT_END_CALLS, INFERENCE_CALL]
+    names = [*FRONT_END_CALLS, INFERENCE_CALL, "es_detector_update"]
     callees = {image.symbol(n).addr: n for n in names if n in image.symbols}
     calls = cm0plus.calls_from(em.timed.trace, dec, caller, callees)
     found = {c[0] for c in calls}
@@ -335,10 +337,13 @@ def phases(machine: cm0plus.Machine, em: Emulated) -> dict[str, cm0plus.Cost]:
         raise cm0plus.EmulationError(f"{image.path}: traced block made only calls {found}")
     n = em.timed.trace.size
     mask = {"front_end": np.zeros(n, bool), "inference": np.zeros(n, bool)}
+    each: dict[str, np.ndarray] = {}
     for name, i, j in calls:
-        mask["inference" if name == INFERENCE_CALL else "front_end"][i:j] = True
+        each.setdefault(f"call {name}", np.zeros(n, bool))[i:j] = True
+        if name != "es_detector_update":
+            mask["inference" if name == INFERENCE_CALL else "front_end"][i:j] = True
     mask["other"] = ~(mask["front_end"] | mask["inference"])
-    out = {k: cm0plus.cost(em.timed, m) for k, m in mask.items()}
+    out = {k: cm0plus.cost(em.timed, m) for k, m in {**mask, **each}.items()}
     out["total"] = cm0plus.cost(em.timed)
     return out
 
@@ -411,6 +416,7 @@ def run_one(name: str, model_dir: Path, opt: str, blocks: np.ndarray) -> Result:
         front_end=_phase(parts["front_end"]), inference=_phase(parts["inference"]),
         other=_phase(parts["other"]), total=_phase(parts["total"]),
         by_kind=parts["total"].by_kind,
+        calls={k[5:]: _phase(v) for k, v in parts.items() if k.startswith("call ")},
         flash_bytes=size.flash, model_flash_bytes=model_flash(map_file),
         ram_bytes=size.ram + em.stack, static_ram_bytes=size.ram, arena_bytes=em.arena_bytes,
         stack_bytes=em.stack,
