@@ -312,9 +312,11 @@ def test_real_inputs_through_the_cli(rp2040_bundle: Path, synth_root: Path, tmp_
     wavs = sorted((synth_root / "keywords").rglob("*.wav"))[::7][:40]
     xs = np.array([clf.input_tensor(fit_length(read_wav(w), 16000)) for w in wavs])
     assert_bit_exact(b.model_path, exe, xs)
-    # And it is what the daemon's own interpreter says for the same clips.
-    ref = np.array([clf.raw(x) for x in xs], np.int8)
-    assert np.array_equal(c_outputs(exe, xs), ref)
+    # The Pi daemon's own interpreter names the same label for every clip. (Its int8 scores
+    # are not bit-exact: ai-edge-litert runs XNNPACK's int8 kernels, which differed from TFLM
+    # and the reference on 2 of 40 clips, by up to 15 steps, when measured.)
+    daemon = np.array([clf.raw(x) for x in xs], np.int8)
+    assert np.array_equal(c_outputs(exe, xs).argmax(axis=1), daemon.argmax(axis=1))
 
 
 def test_unsupported_op_is_refused_with_its_name(

@@ -544,3 +544,95 @@ def test_kernel_matches_tflm_and_reference(name: str, harness: CModels) -> None:
     assert np.abs(ref.astype(int) - mic).max() <= 1, f"{name}: oracles differ by more than 1"
     # The inputs must exercise the op: outputs vary and are not all saturated.
     assert len({r.tobytes() for r in got}) > 1, f"{name}: outputs do not vary"
+
+
+def test_softmax_of_equal_inputs_is_uniform_and_logistic_saturates(harness: CModels) -> None:
+    """What a user reads off the scores: equal logits give equal probabilities (1/4 is
+    -128 + 64), and the sigmoid's extremes reach the int8 ends, in C as in both oracles."""
+    names = list(CASES)
+    sm = names.index("softmax_4")
+    xs = np.array([[v] * 4 for v in (-128, -1, 0, 127)], np.int8)
+    got = harness.run(sm, xs)
+    assert (got == -64).all(), got
+    assert np.array_equal(got, micro(CASES["softmax_4"], xs))
+    assert np.array_equal(got, reference(CASES["softmax_4"], xs))
+    lg = names.index("logistic_wide")
+    xs = np.array([[-128] * 16, [127] * 16, [40] * 16], np.int8)
+    got = harness.run(lg, xs)
+    assert (got[0] == -128).all() and (got[1] == 127).all(), got
+    assert (got[2] == 0).all(), "logistic(0) is 1/2 = -128 + 128"
+    assert np.array_equal(got, micro(CASES["logistic_wide"], xs))
+    assert np.array_equal(got, reference(CASES["logistic_wide"], xs))
+
+
+PRECONDITIONS = r"""
+#include <stdio.h>
+#include "es_kernels.h"
+#define CHECK(expr, want) do { EsStatus s_ = (expr); if (s_ != (want)) { \
+    printf("%s: got %s want %s\n", #expr, es_status_str(s_), es_status_str(want)); bad++; } \
+    } while (0)
+int main(void) {
+    int bad = 0;
+    int8_t buf[64] = {0}, out[64];
+    const int8_t w[9] = {1};
+    const int32_t m[1] = {1 << 30}, s[1] = {0};
+    const EsDims d = {2, 2, 1}, zero = {0, 2, 1};
+    EsConvParams cv = {d, {1, 1, 1}, 2, 2, 1, 1, 0, 0, 1, 0, 0, -128, 127, w, NULL, m, s};
+    CHECK(es_conv2d_s8(NULL, buf, out), ES_ERR_ARG);
+    CHECK(es_conv2d_s8(&cv, NULL, out), ES_ERR_ARG);
+    CHECK(es_conv2d_s8(&cv, buf, out), ES_OK);
+    cv.in = zero;
+    CHECK(es_conv2d_s8(&cv, buf, out), ES_ERR_SHAPE);
+    CHECK(es_depthwise_conv2d_s8(&cv, buf, NULL), ES_ERR_ARG);
+    CHECK(es_depthwise_conv2d_s8(&cv, buf, out), ES_ERR_SHAPE);
+    EsFullyConnectedParams fc = {1, 4, 1, 0, 0, 0, -128, 127, 0, w, NULL, m, s};
+    CHECK(es_fully_connected_s8(&fc, buf, out), ES_OK);
+    fc.act_min = 10; fc.act_max = 0;
+    CHECK(es_fully_connected_s8(&fc, buf, out), ES_ERR_SHAPE);
+    fc.filter = NULL;
+    CHECK(es_fully_connected_s8(&fc, buf, out), ES_ERR_ARG);
+    EsPoolParams pl = {d, {1, 1, 1}, 2, 2, 2, 2, 0, 0, -128, 127};
+    CHECK(es_max_pool2d_s8(&pl, buf, out), ES_OK);
+    pl.stride_h = 0;
+    CHECK(es_avg_pool2d_s8(&pl, buf, out), ES_ERR_SHAPE);
+    EsSoftmaxParams sm = {1, 4, 1 << 30, 1, -100};
+    CHECK(es_softmax_s8(&sm, buf, out), ES_OK);
+    sm.depth = 0;
+    CHECK(es_softmax_s8(&sm, buf, out), ES_ERR_SHAPE);
+    sm.depth = 4; sm.input_left_shift = -1;
+    CHECK(es_softmax_s8(&sm, buf, out), ES_ERR_RANGE);
+    EsLogisticParams lg = {0, 0, 100, 1 << 30, 1};
+    CHECK(es_logistic_s8(&lg, buf, out), ES_ERR_SHAPE);
+    CHECK(es_logistic_s8(NULL, buf, out), ES_ERR_ARG);
+    EsMeanParams mn = {d, 0, 0, 1 << 30, -2};
+    CHECK(es_mean_hw_s8(&mn, buf, out), ES_OK);
+    mn.shift = -40;
+    CHECK(es_mean_hw_s8(&mn, buf, out), ES_ERR_RANGE);
+    mn.in = zero;
+    CHECK(es_mean_hw_s8(&mn, buf, out), ES_ERR_SHAPE);
+    EsResizeBilinearParams rb = {d, {3, 3, 2}, 0, 0};
+    CHECK(es_resize_bilinear_s8(&rb, buf, out), ES_ERR_SHAPE);
+    const int16_t idx[2] = {0, 5};
+    EsResizeNearestParams rn = {d, {2, 2, 1}, idx, idx};
+    CHECK(es_resize_nearest_s8(&rn, buf, out), ES_ERR_RANGE);
+    EsBinaryParams bp = {ES_BIN_ADD, {1, 1, 1, 0}, {0}, {0}, 0, 0, 0, 20, 1, 0, 1, 0, 1, 0,
+                         -128, 127};
+    CHECK(es_binary_s8(&bp, buf, buf, out), ES_ERR_SHAPE);
+    CHECK(es_binary_s8(&bp, buf, NULL, out), ES_ERR_ARG);
+    EsRequantizeParams rq = {0, 0, 0, 1 << 30, 0};
+    CHECK(es_requantize_s8(&rq, buf, out), ES_ERR_SHAPE);
+    return bad ? 1 : 0;
+}
+"""
+
+
+def test_kernels_check_their_preconditions(tmp_path: Path) -> None:
+    """NULL pointers, empty shapes and out-of-range parameters give the documented EsStatus;
+    no kernel touches memory on a rejected call (ASan would report it)."""
+    src = tmp_path / "pre.c"
+    src.write_text(PRECONDITIONS)
+    exe = tmp_path / "pre"
+    _run(["gcc", *CFLAGS, *SANITIZE, "-I", str(CORE), str(CORE / "es_kernels.c"),
+          str(CORE / "es_common.c"), str(src), "-o", str(exe)])
+    proc = subprocess.run([str(exe)], capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

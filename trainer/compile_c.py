@@ -10,10 +10,11 @@ ships (``ai_edge_litert.schema_py_generated``, the object API). It gives every o
 options (padding, strides, fused activation, align_corners, keep_dims, beta) and the constant
 buffers exactly as stored, without TensorFlow.
 
-Every multiplier is computed as TFLite's reference kernels compute it in Prepare (QuantizeMultiplier
-with round-half-away-from-zero, the same double/float arithmetic), so the C output equals the
-reference interpreter's bit for bit. Where the reference computes in float at run time (MEAN's
-rescale, RESIZE_NEAREST_NEIGHBOR's index), the function is evaluated here and emitted as an
+Every multiplier is computed as the kernels compute it in Prepare (QuantizeMultiplier with
+round-half-away-from-zero, the same double/float arithmetic), so the C output equals TFLite
+Micro's bit for bit, and the reference interpreter's wherever that agrees with TFLM (all ops but
+FULLY_CONNECTED, which the reference rescales in float). Where the kernels compute in float at
+run time (RESIZE_NEAREST_NEIGHBOR's index), the function is evaluated here and emitted as an
 integer table. See docs/compiler.md.
 """
 

@@ -6,8 +6,12 @@
  * computed), an input and an output buffer owned by the caller, and returns an EsStatus:
  * ES_ERR_ARG for NULL pointers, ES_ERR_SHAPE for inconsistent dimensions, ES_ERR_RANGE for
  * parameters outside what the arithmetic supports. No kernel allocates, and none uses floating
- * point: where the reference computes in float (MEAN's rescale, RESIZE_NEAREST_NEIGHBOR's source
- * index), the compiler evaluates the float formula at compile time and emits integer tables.
+ * point: where the reference computes in float (RESIZE_NEAREST_NEIGHBOR's source index), the
+ * compiler evaluates the float formula at compile time and emits integer tables.
+ *
+ * Bit-exactness target: TFLite Micro on every input, and TFLite's reference kernels wherever
+ * they agree with TFLM. They differ only in FULLY_CONNECTED, whose reference kernel (TF 2.21)
+ * rescales in float; here, as in TFLM, it is MultiplyByQuantizedMultiplier (docs/compiler.md).
  *
  * Fixed-point arithmetic follows gemmlowp/TFLite:
  *   MultiplyByQuantizedMultiplier(x, m, s) = RoundingDivideByPOT(
