@@ -81,3 +81,46 @@ def test_unknown_architecture_and_single_class_are_errors() -> None:
         models.build("resnet", SHAPE, 8, None)
     with pytest.raises(ValueError, match="at least 2 classes"):
         models.build("ds_cnn", SHAPE, 1, None)
+
+
+def _imported_after(code: str) -> set[str]:
+    """Which of tensorflow/keras a fresh interpreter has imported after running ``code``."""
+    import json
+    import subprocess
+    import sys
+
+    probe = code + "\nimport json, sys\nprint(json.dumps(sorted({'tensorflow', 'keras'} & set(sys.modules))))"
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return set(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["synth", "--help"], ["train", "--help"],
+                                  ["evaluate", "--help"], ["inspect", "--help"]])
+def test_cli_help_does_not_import_tensorflow(argv: list[str]) -> None:
+    code = ("import contextlib, io, sys\nfrom trainer.__main__ import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            f"    try:\n        main({argv!r})\n    except SystemExit as e:\n"
+            "        assert e.code == 0, e.code\n"
+            "assert 'usage: earshot-train' in out.getvalue(), out.getvalue()")
+    assert _imported_after(code) == set()
+
+
+def test_trainer_modules_import_without_tensorflow() -> None:
+    mods = ["datasets", "synth", "augment", "models", "train", "export", "evaluate"]
+    assert _imported_after("".join(f"import trainer.{m}\n" for m in mods)) == set()
+
+
+def test_saved_model_with_clip_input_loads_back(tmp_path: Path) -> None:
+    """``models.load_model`` registers ClipInput itself, so a fresh process can load model.keras."""
+    x = _q15_like(2)
+    model = models.build("rp2040_seed", SHAPE, 8, x, clip_max=300.0)
+    model.save(tmp_path / "model.keras")
+    code = ("import numpy as np\nfrom trainer import models\n"
+            f"m = models.load_model({str(tmp_path / 'model.keras')!r})\n"
+            "c = models.clip_layer(m)\nassert c is not None and c.max_value == 300.0, c\n"
+            f"np.save({str(tmp_path / 'out.npy')!r}, m.predict(np.load({str(tmp_path / 'x.npy')!r}), verbose=0))")
+    np.save(tmp_path / "x.npy", x)
+    assert _imported_after(code) == {"tensorflow", "keras"}
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model.predict(x, verbose=0), rtol=1e-5)

@@ -37,13 +37,17 @@ input's own saturation performs the same clipping, on the device too, with no ex
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import keras
 import numpy as np
-from keras import layers
+
+if TYPE_CHECKING:
+    import keras
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -71,22 +75,48 @@ MCU_OPS = frozenset(
 """TFLite builtin ops the RP2040 firmware's int8 kernels implement."""
 
 
-@keras.saving.register_keras_serializable(package="earshot")
-class ClipInput(layers.Layer):
-    """``min(x, max_value)``; bypassed (identity) while tracing the int8 export."""
+@functools.cache
+def clip_input_class() -> type:
+    """The ``ClipInput`` layer class, defined (and registered with Keras) on first use.
 
-    def __init__(self, max_value: float, **kwargs: object) -> None:
-        super().__init__(**kwargs)
-        self.max_value = float(max_value)
-        self.bypass = False
+    Keras is imported here rather than at module level so that ``earshot-train --help`` and the
+    commands that do not train never pay TensorFlow's import.
+    """
+    import keras
 
-    def call(self, x):  # type: ignore[no-untyped-def]
-        if self.bypass:
-            return x
-        return keras.ops.minimum(x, self.max_value)
+    @keras.saving.register_keras_serializable(package="earshot")
+    class ClipInput(keras.layers.Layer):
+        """``min(x, max_value)``; bypassed (identity) while tracing the int8 export."""
 
-    def get_config(self) -> dict:
-        return {**super().get_config(), "max_value": self.max_value}
+        def __init__(self, max_value: float, **kwargs: object) -> None:
+            super().__init__(**kwargs)
+            self.max_value = float(max_value)
+            self.bypass = False
+
+        def call(self, x):  # type: ignore[no-untyped-def]
+            if self.bypass:
+                return x
+            return keras.ops.minimum(x, self.max_value)
+
+        def get_config(self) -> dict:
+            return {**super().get_config(), "max_value": self.max_value}
+
+    return ClipInput
+
+
+def __getattr__(name: str) -> Any:
+    # ``models.ClipInput`` still works; it imports Keras only when asked for.
+    if name == "ClipInput":
+        return clip_input_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def load_model(path: str | Path) -> keras.Model:
+    """Load a bundle's ``model.keras`` (registers ``ClipInput`` first)."""
+    import keras
+
+    clip_input_class()
+    return keras.models.load_model(path)
 
 
 @dataclass(frozen=True)
@@ -103,7 +133,9 @@ class Architecture:
     """One line for ``--help``."""
 
 
-def _normalizer(adapt: np.ndarray | None) -> layers.Normalization:
+def _normalizer(adapt: np.ndarray | None) -> Any:
+    from keras import layers
+
     norm = layers.Normalization(axis=None, name="normalize")
     if adapt is not None:
         norm.adapt(np.asarray(adapt, np.float32))
@@ -113,7 +145,7 @@ def _normalizer(adapt: np.ndarray | None) -> layers.Normalization:
 def _stem(x, input_shape, adapt, clip_max):  # type: ignore[no-untyped-def]
     """Optional input clipping; ``adapt`` is clipped the same way before the normaliser sees it."""
     if clip_max is not None:
-        x = ClipInput(clip_max, name="clip_input")(x)
+        x = clip_input_class()(clip_max, name="clip_input")(x)
         if adapt is not None:
             adapt = np.minimum(adapt, clip_max)
     return x, adapt
@@ -125,6 +157,9 @@ def build_simple_audio(
     adapt: np.ndarray | None,
     clip_max: float | None = None,
 ) -> keras.Model:
+    import keras
+    from keras import layers
+
     inp = keras.Input(shape=input_shape, name="features")
     x, adapt = _stem(inp, input_shape, adapt, clip_max)
     x = layers.Resizing(32, 32, name="resize")(x)
@@ -146,6 +181,9 @@ def build_rp2040_seed(
     adapt: np.ndarray | None,
     clip_max: float | None = None,
 ) -> keras.Model:
+    import keras
+    from keras import layers
+
     inp = keras.Input(shape=input_shape, name="features")
     x, adapt = _stem(inp, input_shape, adapt, clip_max)
     x = layers.Resizing(32, 32, name="resize")(x)
@@ -161,6 +199,8 @@ def build_rp2040_seed(
 
 
 def _ds_block(x, filters: int, stride: int, name: str):  # type: ignore[no-untyped-def]
+    from keras import layers
+
     x = layers.DepthwiseConv2D(
         3, strides=stride, padding="same", use_bias=False, name=f"{name}_dw"
     )(x)
@@ -177,6 +217,9 @@ def build_ds_cnn(
     adapt: np.ndarray | None,
     clip_max: float | None = None,
 ) -> keras.Model:
+    import keras
+    from keras import layers
+
     inp = keras.Input(shape=input_shape, name="features")
     x, adapt = _stem(inp, input_shape, adapt, clip_max)
     x = layers.AveragePooling2D((4, 4), name="pool_in")(x)
@@ -196,13 +239,17 @@ def _resize_np(x: np.ndarray | None, size: tuple[int, int]) -> np.ndarray | None
     """Adapt data after the same resize as the model (so the normaliser sees model-side values)."""
     if x is None:
         return None
-    return keras.ops.convert_to_numpy(layers.Resizing(*size)(np.asarray(x, np.float32)))
+    import keras
+
+    return keras.ops.convert_to_numpy(keras.layers.Resizing(*size)(np.asarray(x, np.float32)))
 
 
 def _pool_np(x: np.ndarray | None, k: int) -> np.ndarray | None:
     if x is None:
         return None
-    return keras.ops.convert_to_numpy(layers.AveragePooling2D((k, k))(np.asarray(x, np.float32)))
+    import keras
+
+    return keras.ops.convert_to_numpy(keras.layers.AveragePooling2D((k, k))(np.asarray(x, np.float32)))
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -248,6 +295,9 @@ def binary_head(base: keras.Model) -> tuple[keras.Model, keras.Model]:
 
     Returns ``(model, trunk)``; freeze or unfreeze ``trunk`` for the two training phases.
     """
+    import keras
+    from keras import layers
+
     try:
         emb = base.get_layer("embedding").output
     except ValueError:
@@ -259,16 +309,41 @@ def binary_head(base: keras.Model) -> tuple[keras.Model, keras.Model]:
     return keras.Model(trunk.inputs, out, name=base.name), trunk
 
 
-def clip_layer(model: keras.Model) -> ClipInput | None:
-    """The model's ``ClipInput`` layer, if it has one."""
+def readapt_input(model: keras.Model, feats: np.ndarray, clip_max: float | None = None) -> None:
+    """Fit the input stage to new data before transfer learning: set the ``ClipInput`` level to
+    ``clip_max`` (if the model has one and it is given) and re-learn the ``normalize`` layer's
+    mean and variance from ``feats`` as they arrive at that layer (clipped, resized or pooled).
+
+    A base trained on speech normalises with speech statistics; a piezo tone's q15 spectrogram
+    has another level and spread, and the trunk's frozen features then barely respond to it.
+    """
+    import keras
+
+    clip = clip_layer(model)
+    if clip is not None and clip_max is not None:
+        clip.max_value = float(clip_max)
+    try:
+        norm = model.get_layer("normalize")
+    except ValueError:
+        _LOGGER.warning("model %s has no 'normalize' layer to re-adapt", model.name)
+        return
+    upstream = keras.Model(model.inputs, norm.input)
+    norm.adapt(upstream.predict(np.asarray(feats, np.float32), batch_size=64, verbose=0))
+
+
+def clip_layer(model: keras.Model) -> Any:
+    """The model's ``ClipInput`` layer, if it has one (else None)."""
+    cls = clip_input_class()
     for layer in model.layers:
-        if isinstance(layer, ClipInput):
+        if isinstance(layer, cls):
             return layer
     return None
 
 
 def count_macs(model: keras.Model) -> int:
     """Multiply-accumulates of one inference (conv, depthwise, dense), for the summary table."""
+    from keras import layers
+
     total = 0
     for layer in model.layers:
         shape = getattr(layer, "output", None)

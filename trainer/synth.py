@@ -159,6 +159,35 @@ def alarm_schedule(kind: str, cycles: int, rng: np.random.Generator | None = Non
     return [(on * j(), off * j()) for _ in range(cycles) for on, off in cycle]
 
 
+def _envelope(schedule: Sequence[tuple[float, float]], lead_s: float = 0.0) -> np.ndarray:
+    """0..1 on/off envelope of ``schedule`` (4 ms attack/release ramps), float32."""
+    total = lead_s + sum(on + off for on, off in schedule)
+    n = int(round(total * FS))
+    env = np.zeros(n, np.float32)
+    ramp = int(0.004 * FS)  # 4 ms attack/release: a driven piezo settles in a few ms
+    start = lead_s
+    for on, off in schedule:
+        a, b = int(round(start * FS)), min(n, int(round((start + on) * FS)))
+        k = min(ramp, (b - a) // 2)
+        env[a:b] = 1.0
+        if k:
+            env[a : a + k] = np.linspace(0, 1, k)
+            env[b - k : b] = np.linspace(1, 0, k)
+        start += on + off
+    return env
+
+
+def _tone(freq: float, n: int, rng: np.random.Generator, harmonic: float) -> np.ndarray:
+    """``n`` samples of a piezo-like tone: ``freq`` Hz with a slight wobble and a 2nd harmonic."""
+    t = np.arange(n) / FS
+    wobble = 1.0 + 0.003 * np.sin(2 * np.pi * rng.uniform(3.0, 8.0) * t)
+    phase = 2 * np.pi * np.cumsum(freq * wobble) / FS
+    tone = np.sin(phase)
+    if 2 * freq < 0.49 * FS:
+        tone += harmonic * np.sin(2 * phase + rng.uniform(0, 6.3))
+    return tone
+
+
 def render_tones(
     schedule: Sequence[tuple[float, float]],
     freq: float,
@@ -167,27 +196,8 @@ def render_tones(
     lead_s: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Beeps at ``freq`` Hz following ``schedule``; returns (audio peak ~1, boolean on-mask)."""
-    total = lead_s + sum(on + off for on, off in schedule)
-    n = int(round(total * FS))
-    t = np.arange(n) / FS
-    wobble = 1.0 + 0.003 * np.sin(2 * np.pi * rng.uniform(3.0, 8.0) * t)
-    phase = 2 * np.pi * np.cumsum(freq * wobble) / FS
-    tone = np.sin(phase)
-    if 2 * freq < 0.49 * FS:
-        tone += harmonic * np.sin(2 * phase + rng.uniform(0, 6.3))
-    env = np.zeros(n)
-    start = lead_s
-    ramp = int(0.004 * FS)  # 4 ms attack/release: a driven piezo settles in a few ms
-    for on, off in schedule:
-        a, b = int(round(start * FS)), min(n, int(round((start + on) * FS)))
-        seg = np.ones(b - a)
-        k = min(ramp, seg.size // 2)
-        if k:
-            seg[:k] = np.linspace(0, 1, k)
-            seg[-k:] = np.linspace(1, 0, k)
-        env[a:b] = seg
-        start += on + off
-    audio = tone * env
+    env = _envelope(schedule, lead_s)
+    audio = _tone(freq, env.size, rng, harmonic) * env
     return (audio / (np.max(np.abs(audio)) + 1e-12)).astype(np.float32), env > 0.5
 
 
@@ -197,15 +207,20 @@ def _mix_noise(x: np.ndarray, rng: np.random.Generator, snr_db: float, ref_rms: 
 
 
 def _alarm_clip(rng: np.random.Generator, n: int = FS) -> np.ndarray:
+    """A 1 s window of a T3 or T4 alarm with at least 80 ms of tone; only that window is
+    synthesised (the pattern's envelope picks it)."""
     kind = "t3" if rng.random() < 0.6 else "t4"
-    audio, on = render_tones(
-        alarm_schedule(kind, 2, rng), rng.uniform(2950, 3450), rng, rng.uniform(0.1, 0.5)
-    )
+    schedule = alarm_schedule(kind, 2, rng)
+    freq, harmonic = rng.uniform(2950, 3450), rng.uniform(0.1, 0.5)
+    env = _envelope(schedule)
+    on = env > 0.5
     c = np.concatenate([[0], np.cumsum(on)])
     counts = c[n:] - c[:-n]  # on-samples in each n-sample window
     starts = np.flatnonzero(counts >= int(0.08 * FS))
     s = int(starts[rng.integers(starts.size)])
-    x = audio[s : s + n] * np.float32(_db(rng.uniform(-36.0, -6.0)))
+    tone = _tone(freq, n, rng, harmonic)
+    x = (tone * env[s : s + n] / (np.max(np.abs(tone)) + 1e-12)).astype(np.float32)
+    x *= np.float32(_db(rng.uniform(-36.0, -6.0)))
     _mix_noise(x, rng, rng.uniform(0.0, 30.0), _rms(x[on[s : s + n]]))
     return x
 

@@ -41,6 +41,10 @@ TEST_PERCENT = 10.0
 """Share of the data set in the test split (percent)."""
 CLIP_PERCENTILE = 99.9
 """MCU inputs are clipped at this percentile of the training features (q15: at least 255)."""
+FINETUNE_RATE = 0.5
+"""Transfer learning's fine-tuning rate, as a fraction of ``--learning-rate``."""
+FINETUNE_PATIENCE = 2
+"""Transfer learning's fine-tuning phase waits this many times ``--patience`` epochs."""
 
 
 @dataclass(frozen=True)
@@ -278,7 +282,13 @@ def training_summary(
 
 
 def _fit(
-    model: Any, train: tuple, val: tuple, settings: TrainSettings, lr: Any, epochs: int
+    model: Any,
+    train: tuple,
+    val: tuple,
+    settings: TrainSettings,
+    lr: Any,
+    epochs: int,
+    patience: int | None = None,
 ) -> Any:
     import keras
 
@@ -289,7 +299,9 @@ def _fit(
         metrics=["accuracy"],
     )
     stop = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=settings.patience, restore_best_weights=True
+        monitor="val_loss",
+        patience=settings.patience if patience is None else patience,
+        restore_best_weights=True,
     )
     return model.fit(
         train[0],
@@ -424,7 +436,10 @@ def train_transfer(settings: TrainSettings) -> list[dict[str, Any]]:
         "transfer_from": {"path": str(base.path.resolve()), "model_sha256": base.sha256},
     }
     feats = _target_features(settings, fe, ds, splits)
-    model, trunk = models.binary_head(keras.models.load_model(keras_path))
+    model, trunk = models.binary_head(models.load_model(keras_path))
+    has_clip = models.clip_layer(model) is not None
+    clip_max = choose_clip_max(fe, feats["train"][0]) if has_clip else None
+    models.readapt_input(model, feats["train"][0], clip_max)
     steps = max(1, len(feats["train"][0]) // settings.batch_size)
     trunk.trainable = False
     decay = keras.optimizers.schedules.ExponentialDecay(settings.learning_rate, steps, 0.8)
@@ -435,8 +450,9 @@ def train_transfer(settings: TrainSettings) -> list[dict[str, Any]]:
         feats["train"],
         feats["val"],
         settings,
-        settings.learning_rate / 10,
-        max(1, settings.epochs // 2),
+        settings.learning_rate * FINETUNE_RATE,
+        settings.epochs,
+        patience=settings.patience * FINETUNE_PATIENCE,
     )
     hist.history["loss"] += tune.history["loss"]
     hist.history["val_accuracy"] = hist.history.get("val_accuracy", []) + tune.history.get(
