@@ -340,6 +340,41 @@ def profile(t: Timed, image: ElfImage, top: int = 10) -> list[tuple[str, int, in
     return [(funcs[i].name, int(n[i]), int(c[i])) for i in order if n[i]]
 
 
+def bl_target(addr: int, hw: int, hw2: int) -> int:
+    """Destination of the BL at addr with halfwords hw, hw2 (ARMv6-M ARM, A6.7.13)."""
+    s = (hw >> 10) & 1
+    i1 = 1 - (((hw2 >> 13) & 1) ^ s)
+    i2 = 1 - (((hw2 >> 11) & 1) ^ s)
+    imm = (s << 24) | (i1 << 23) | (i2 << 22) | ((hw & 0x3FF) << 12) | ((hw2 & 0x7FF) << 1)
+    if s:
+        imm -= 1 << 25
+    return addr + 4 + imm
+
+
+def reachable(image: ElfImage, root: str) -> set[str]:
+    """Functions reachable from root through direct BL calls (static; indirect calls are not
+    followed; literal pools are decoded too, so a stray match may over-approximate)."""
+    by_addr: dict[int, list[Symbol]] = {}
+    for f in image.functions():
+        by_addr.setdefault(f.addr, []).append(f)
+    todo, seen = [image.symbol(root)], set()
+    while todo:
+        f = todo.pop()
+        if f.name in seen:
+            continue
+        seen.add(f.name)
+        body = image.read(f.addr, f.size)
+        i = 0
+        while i + 4 <= len(body):
+            hw, hw2 = struct.unpack_from("<HH", body, i)
+            if hw >> 11 == 0b11110 and (hw2 & 0xD000) == 0xD000:
+                todo.extend(by_addr.get(bl_target(f.addr + i, hw, hw2), []))
+                i += 4
+            else:
+                i += 4 if hw >> 11 in (0b11101, 0b11110, 0b11111) else 2
+    return seen
+
+
 # ---- the emulator -----------------------------------------------------------------------------
 
 
