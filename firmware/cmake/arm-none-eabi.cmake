@@ -21,7 +21,8 @@ else()
 endif()
 
 set(CMAKE_C_FLAGS_INIT "${ES_CPU_FLAGS} -ffunction-sections -fdata-sections")
-set(CMAKE_C_FLAGS_RELEASE_INIT "-Os -DNDEBUG")
+# CMake appends its own "-O3 -DNDEBUG" to *_RELEASE_INIT for GCC; set the cache entry instead.
+set(CMAKE_C_FLAGS_RELEASE "-Os -DNDEBUG" CACHE STRING "flags for the size-optimised device build")
 set(CMAKE_EXE_LINKER_FLAGS_INIT "${ES_CPU_FLAGS}")
 set(CMAKE_BUILD_TYPE Release CACHE STRING "")
 
