@@ -17,13 +17,24 @@ from .bundle import Bundle, BundleError
 _LOGGER = logging.getLogger(__name__)
 
 
-def make_interpreter(model_path: str, num_threads: int = 1) -> Any:
-    """Build a TFLite interpreter with the first runtime available."""
+def make_interpreter(model_path: str, num_threads: int = 1, reference_kernels: bool = False) -> Any:
+    """Build a TFLite interpreter with the first runtime available.
+
+    ``reference_kernels`` selects TFLite's reference op implementations (no XNNPACK). int8
+    models need it: XNNPACK's int8 kernels round differently (seen here: up to 15 output steps
+    on 2 of 40 clips), while the reference kernels are what TFLite Micro and earshot's C kernels
+    implement, so an int8 model is evaluated as it runs on the RP2040.
+    """
     errors = []
     try:
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-        return Interpreter(model_path=model_path, num_threads=num_threads)
+        resolver = OpResolverType.BUILTIN_REF if reference_kernels else OpResolverType.AUTO
+        return Interpreter(
+            model_path=model_path,
+            num_threads=num_threads,
+            experimental_op_resolver_type=resolver,
+        )
     except ImportError as e:
         errors.append(f"ai-edge-litert: {e}")
     try:
@@ -35,7 +46,14 @@ def make_interpreter(model_path: str, num_threads: int = 1) -> Any:
     try:
         import tensorflow as tf
 
-        return tf.lite.Interpreter(model_path=model_path, num_threads=num_threads)
+        resolver = (
+            tf.lite.experimental.OpResolverType.BUILTIN_REF
+            if reference_kernels
+            else tf.lite.experimental.OpResolverType.AUTO
+        )
+        return tf.lite.Interpreter(
+            model_path=model_path, num_threads=num_threads, experimental_op_resolver_type=resolver
+        )
     except ImportError as e:
         errors.append(f"tensorflow: {e}")
     raise RuntimeError(
@@ -50,7 +68,10 @@ class Classifier:
         self.bundle = bundle
         self.labels = bundle.labels
         self.frontend = bundle.frontend()
-        self.interpreter = make_interpreter(str(bundle.model_path), num_threads)
+        int8_model = bundle.manifest["input"].get("dtype") == "int8"
+        self.interpreter = make_interpreter(
+            str(bundle.model_path), num_threads, reference_kernels=int8_model
+        )
         self.interpreter.allocate_tensors()
         self._in = self.interpreter.get_input_details()[0]
         self._out = self.interpreter.get_output_details()[0]
