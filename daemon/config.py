@@ -41,7 +41,7 @@ def opt(default: Any, help: str, **rules: Any) -> Any:
 class ModelSettings:
     """Which bundle to run."""
 
-    bundle: str = opt("/var/lib/earshot/bundles/pi", "model bundle folder (manifest.json)")
+    bundle: str = opt("/usr/share/earshot/models/pi", "model bundle folder (manifest.json); user models go in /var/lib/earshot/models/")
     threads: int = opt(1, "interpreter threads", lo=1, hi=8)
 
 
