@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: all setup demo test test-fast lint bench clean
+.PHONY: all setup demo test test-fast lint bench deb clean
 
 all: demo
 
@@ -33,6 +33,11 @@ lint: setup
 
 bench: setup
 	$(PY) bench/train.py
+	$(PY) bench/daemon.py
+	$(PY) bench/mcu_cycles.py
+
+deb: setup
+	deploy/build-deb
 
 clean:
 	rm -rf build out dist .pytest_cache
