@@ -140,3 +140,20 @@ def test_synth_refuses_to_overwrite_a_folder_it_did_not_write(tmp_path: Path) ->
     with pytest.raises(ValueError, match="was not written by synth"):
         _synth(tmp_path, "--per-label", "1", "--set", "keywords")
     assert (tmp_path / "keywords" / "mine.txt").read_text() == "precious"
+
+
+def test_fillers_make_an_unknown_class_and_keep_the_keywords(tiny: Path, tmp_path: Path) -> None:
+    _synth(tmp_path / "f", "--seed", "7", "--per-label", "2", "--speakers", "3", "--set", "keywords",
+           "--fillers", "3")
+    kw, plain = tmp_path / "f" / "keywords", _digests(tiny / "keywords")
+    with_fillers = _digests(kw)
+    for word in synth.FILLER_WORDS:
+        assert len(list((kw / word).glob("*_nohash_*.wav"))) == 3
+    # the keyword clips are the same bytes with or without fillers
+    assert {k: v for k, v in with_fillers.items() if k.split("/")[0] in synth.KEYWORDS} == {
+        k: v for k, v in plain.items() if k.split("/")[0] in synth.KEYWORDS}
+    listed = (kw / "validation_list.txt").read_text() + (kw / "testing_list.txt").read_text()
+    assert any(line.split("/")[0] in synth.FILLER_WORDS for line in listed.split())
+    ds = load_dataset(kw, labels=list(synth.KEYWORDS), unknown=True, progress=False)
+    assert ds.labels == ["_unknown_", *synth.KEYWORDS]
+    assert {c.source_label for c in ds.clips if c.label == "_unknown_"} <= set(synth.FILLER_WORDS)

@@ -8,7 +8,9 @@
   (``-a``), is resampled from espeak's 22.05 kHz to 16 kHz, trimmed, placed in 1 s with a small
   random offset, and gets a faint white-noise floor. ``validation_list.txt`` and
   ``testing_list.txt`` put 10 % of the speakers each in val and test. ``_background_noise_/``
-  holds 15 s of white, pink, brown and hum+fan noise.
+  holds 15 s of white, pink, brown and hum+fan noise. ``--fillers N`` adds N clips of each of
+  ten non-keywords (Speech Commands' auxiliary words: bed, bird, cat, ...) in folders of their
+  own, for an ``_unknown_`` class (``earshot-train train --labels yes,no,... --unknown``).
 * ``OUT/alarm/``: one folder per label. ``smoke_alarm/``: 1 s windows holding at least 80 ms of
   tone from a T3 pattern (NFPA 72 / ISO 8201: 0.5 s on, 0.5 s off, three times, then 1.5 s off)
   or a T4 pattern (NFPA 720 CO alarms: four 0.1 s beeps 0.1 s apart, then 5 s off); the tone is
@@ -50,6 +52,8 @@ FS = TARGET_RATE
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "go", "stop")
 BASE_VOICES = ("en", "en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc")
 VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m7", "f1", "f2", "f3", "f4", "f5", "croak", "klatt")
+FILLER_WORDS = ("bed", "bird", "cat", "dog", "house", "marvin", "sheila", "tree", "wow", "learn")
+"""Non-keywords for an ``_unknown_`` class (``--fillers``): Speech Commands' auxiliary words."""
 NEGATIVE_WORDS = (
     "hello", "kitchen", "coffee", "window", "music", "morning", "dinner", "weather", "garden",
     "table", "seven", "happy", "later", "paper", "water", "listen", "never", "okay",
@@ -355,25 +359,30 @@ def _fresh(folder: Path) -> None:
     folder.mkdir(parents=True)
 
 
-def synth_keywords(out: Path, seed: int, per_label: int, speakers: int, workers: int = 2) -> None:
-    """Write the keyword set (Speech Commands layout) to ``out``."""
+def synth_keywords(
+    out: Path, seed: int, per_label: int, speakers: int, workers: int = 2, fillers: int = 0
+) -> None:
+    """Write the keyword set (Speech Commands layout) to ``out``; ``fillers`` clips of each of
+    ``FILLER_WORDS`` go in folders of their own (train with ``--labels ... --unknown``)."""
     _fresh(out)
     voices = pick_voices(speakers, np.random.default_rng((seed, 1)))
     jobs: list[tuple[Path, Callable[[], np.ndarray]]] = []
     files: dict[str, list[str]] = {}
     takes: Counter[tuple[str, str]] = Counter()
-    for w, word in enumerate(KEYWORDS):
-        for i in range(per_label):
-            voice = voices[(w * per_label + i) % len(voices)]  # rotate across words too
+    words = [(w, word, per_label, 2) for w, word in enumerate(KEYWORDS)]
+    words += [(w, word, fillers, 5) for w, word in enumerate(FILLER_WORDS) if fillers]
+    for w, word, count, stream in words:
+        for i in range(count):
+            voice = voices[(w * count + i) % len(voices)]  # rotate across words too
             rel = f"{word}/{voice.speaker}_nohash_{takes[voice.speaker, word]}.wav"
             takes[voice.speaker, word] += 1
             files.setdefault(voice.speaker, []).append(rel)
-            rng = np.random.default_rng((seed, 2, w, i))
+            rng = np.random.default_rng((seed, stream, w, i))
             jobs.append((out / rel, functools.partial(_keyword_clip, word, voice, rng)))
     _run_jobs(jobs, "keywords", workers)
     _write_lists(out, voices, files, seed)
     _background_folder(out, seed)
-    _marker(out, seed, per_label, speakers)
+    _marker(out, seed, per_label, speakers, fillers)
 
 
 def synth_alarm(out: Path, seed: int, per_label: int, speakers: int, workers: int = 2) -> None:
@@ -395,9 +404,9 @@ def synth_alarm(out: Path, seed: int, per_label: int, speakers: int, workers: in
     _marker(out, seed, per_label, speakers)
 
 
-def _marker(out: Path, seed: int, per_label: int, speakers: int) -> None:
+def _marker(out: Path, seed: int, per_label: int, speakers: int, fillers: int = 0) -> None:
     info = {"generator": "earshot-train synth", "seed": seed, "per_label": per_label,
-            "speakers": speakers}  # fmt: skip
+            "speakers": speakers, **({"fillers": fillers} if fillers else {})}  # fmt: skip
     (out / MARKER).write_text(json.dumps(info, indent=2) + "\n")
 
 
@@ -479,6 +488,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--speakers", type=int, default=20,
                    help="distinct espeak-ng voice/pitch speakers (default: 20)")  # fmt: skip
     p.add_argument("--workers", type=int, default=2, help="parallel espeak-ng calls (default: 2)")
+    p.add_argument("--fillers", type=int, default=0, metavar="N",
+                   help="keywords set: N clips of each of 10 non-keywords, one folder per word, "
+                        "for an _unknown_ class (default: 0)")  # fmt: skip
     p.set_defaults(func=_run)
 
 
@@ -488,9 +500,14 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"--per-label {args.per_label}: must be at least 1")
     if args.speakers < 1:
         raise ValueError(f"--speakers {args.speakers}: must be at least 1")
-    for name, fn in (("keywords", synth_keywords), ("alarm", synth_alarm)):
+    if args.fillers < 0:
+        raise ValueError(f"--fillers {args.fillers}: must be at least 0")
+    for name in ("keywords", "alarm"):
         if args.set in (name, "all"):
             per = args.per_label or DEFAULT_PER_LABEL[name]
-            fn(out / name, args.seed, per, args.speakers, args.workers)
+            if name == "keywords":
+                synth_keywords(out / name, args.seed, per, args.speakers, args.workers, args.fillers)
+            else:
+                synth_alarm(out / name, args.seed, per, args.speakers, args.workers)
             print(f"wrote {out / name} ({per} clips per label)")
     return 0
