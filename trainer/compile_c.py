@@ -760,11 +760,34 @@ def _conv_like(graph: Graph, i: int, op: OpInfo, em: Emitted, depthwise: bool) -
         "mult": em.array(base + "_mult", "int32_t", np.array(mults)),
         "shift": em.array(base + "_shift", "int32_t", np.array(shifts)),
     }
-    params = em.struct(base, "EsConvParams", fields)
-    fn = "es_depthwise_conv2d_s8" if depthwise else "es_conv2d_s8"
+    if not depthwise and kh * kw * ic <= CONV_PATCH_MAX:
+        x4 = em.array(base + "_filter_x4", "int32_t", filter_x4(wt.data))
+        params = em.struct(base, "EsConvX4Params", {"conv": fields, "filter_x4": x4})
+        fn = "es_conv2d_x4_s8"
+    else:
+        params = em.struct(base, "EsConvParams", fields)
+        fn = "es_depthwise_conv2d_s8" if depthwise else "es_conv2d_s8"
     return Call(
         op.name, f"op {i}: {op.name} {kh}x{kw}/{o.strideH} -> {oh}x{ow}x{oc}", fn, params, [x], out
     )
+
+
+CONV_PATCH_MAX = 256
+"""es_kernels.h ES_CONV_PATCH_MAX: largest kh*kw*in_c of the CONV_2D fast path."""
+
+
+def filter_x4(weights: np.ndarray) -> np.ndarray:
+    """CONV_2D weights [oc][kh][kw][ic] as int32 [ceil(oc/4)][kh*kw*ic][4], zero past oc.
+
+    The layout of EsConvParams.filter_x4: the fast kernel walks one output pixel's patch once
+    per group of 4 output channels and loads the group's 4 weights of each tap in a row.
+    """
+    oc = int(weights.shape[0])
+    k = int(np.prod(weights.shape[1:]))
+    groups = -(-oc // 4)
+    w = np.zeros((groups * 4, k), np.int32)
+    w[:oc] = np.asarray(weights, np.int32).reshape(oc, k)
+    return w.reshape(groups, 4, k).transpose(0, 2, 1)
 
 
 def _conv(graph: Graph, i: int, op: OpInfo, em: Emitted) -> Call:

@@ -5,6 +5,7 @@
 
 #include "arm_const_structs.h"
 #include "es_hann_q15.h"
+#include "es_kernels.h"
 #include "es_rfft256_q15.h"
 
 _Static_assert(sizeof ES_HANN_Q15 / sizeof ES_HANN_Q15[0] == ES_FFT_LEN,
@@ -100,38 +101,18 @@ EsStatus es_spectrogram_push(EsSpectrogram *spec, const int16_t (*frames)[ES_BIN
     return ES_OK;
 }
 
-/* gemmlowp RoundingDivideByPOT on int64 (arithmetic >> of negatives, as gcc does). */
-static int64_t rounding_divide_by_pot(int64_t x, int32_t exponent)
-{
-    if (exponent == 0) {
-        return x;
-    }
-    const int64_t mask = (int64_t)(((uint64_t)1 << exponent) - 1U);
-    const int64_t remainder = x & mask;
-    const int64_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
-    return (x >> exponent) + (remainder > threshold ? 1 : 0);
-}
-
 /*
  * TFLite reference MultiplyByQuantizedMultiplier(x, multiplier, shift) for |x| <= 2^15 and
- * shift <= 16 (beyond that the result exceeds any int8 anyway and is saturated to +-2^24).
- * es_kernels has the int32 version; this one is for int16 magnitudes at any input scale.
+ * shift <= 16: x * 2^shift stays below 2^31, so es_kernels' int32 version (no 64-bit multiply)
+ * is exact. Beyond shift 16 the result exceeds any int8 anyway and is saturated to +-2^24.
  */
 static int32_t requantize(int32_t x, int32_t multiplier, int32_t shift)
 {
-    const int32_t left = shift > 0 ? shift : 0;
-    const int32_t right = shift > 0 ? 0 : -shift;
-    if (left > 16) {
-        /* |x| * 2^left * multiplier / 2^31 >= 2^16 for any x != 0: far outside int8 */
+    if (shift > 16) {
+        /* |x| * 2^shift * multiplier / 2^31 >= 2^16 for any x != 0: far outside int8 */
         return x == 0 ? 0 : (x > 0 ? (1 << 24) : -(1 << 24));
     }
-    const int64_t v = (int64_t)x * ((int64_t)1 << left);
-    /* SaturatingRoundingDoublingHighMul; v fits int32 here, so it never saturates */
-    const int64_t ab = v * (int64_t)multiplier;
-    const int64_t nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
-    const int64_t s = ab + nudge;
-    const int64_t high = s >= 0 ? (s >> 31) : -((-s) >> 31); /* / 2^31, truncating to zero */
-    return (int32_t)rounding_divide_by_pot(high, right);
+    return es_multiply_by_quantized_multiplier(x, multiplier, shift);
 }
 
 EsStatus es_frontend_quantize(const int16_t *mag, size_t n, int32_t multiplier, int32_t shift,

@@ -49,6 +49,23 @@ typedef struct {
     const int32_t *shift;      /* out.c exponents */
 } EsConvParams;
 
+/*
+ * CONV_2D fast path (es_conv2d_x4_s8): the filter again as int32, in groups of 4 output
+ * channels, [ceil(out.c / 4)][kh * kw * in.c][4], zero past out.c; emitted by the compiler
+ * when kh * kw * in.c <= ES_CONV_PATCH_MAX. The kernel gathers each output pixel's input patch
+ * once (x + input_offset, 0 where TFLite skips a padded tap) and runs 4 output channels per
+ * pass over it: per tap one LDM of the patch value, then LDR/MULS/ADDS per channel (on the
+ * M0+ LDR has an immediate offset and LDRSB does not; int32 weights need no sign extension).
+ * Same results as es_conv2d_s8 on conv, to the bit.
+ */
+typedef struct {
+    EsConvParams conv;
+    const int32_t *filter_x4;
+} EsConvX4Params;
+
+/* Largest kh * kw * in.c of the CONV_2D fast path (its patch is an int32 stack array). */
+#define ES_CONV_PATCH_MAX 256
+
 /* FULLY_CONNECTED: out[b][o] = requant(sum_i (in[b][i] + input_offset) * (w[o][i] + filter_offset)). */
 typedef struct {
     int32_t batches;
@@ -157,6 +174,7 @@ int32_t es_rounding_divide_by_pot(int32_t x, int32_t exponent);
 int32_t es_multiply_by_quantized_multiplier(int32_t x, int32_t mult, int32_t shift);
 
 EsStatus es_conv2d_s8(const EsConvParams *p, const int8_t *input, int8_t *output);
+EsStatus es_conv2d_x4_s8(const EsConvX4Params *p, const int8_t *input, int8_t *output);
 EsStatus es_depthwise_conv2d_s8(const EsConvParams *p, const int8_t *input, int8_t *output);
 EsStatus es_fully_connected_s8(const EsFullyConnectedParams *p, const int8_t *input,
                                int8_t *output);
