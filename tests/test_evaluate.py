@@ -41,6 +41,22 @@ def test_evaluate_writes_json_png_and_markdown(keyword_bundles: dict[str, Path],
     assert manifest["metrics"]["n_test"] == mcu["models"]["int8"]["n"]
 
 
+def test_bundles_with_one_name_keep_their_own_plots(keyword_bundles: dict[str, Path], tmp_path: Path) -> None:
+    from trainer import evaluate
+
+    report = evaluate.evaluate([keyword_bundles["pi"], keyword_bundles["pi"]], tmp_path, progress=False)
+    first, second = (e["models"]["float"]["confusion_png"] for e in report["bundles"])
+    assert first != second and (tmp_path / first).is_file() and (tmp_path / second).is_file()
+
+
+def test_bundle_name_says_a_non_default_front_end() -> None:
+    from trainer.train import bundle_name
+
+    assert bundle_name(Path("out/data/keywords"), "pi", "stft") == "keywords-pi"
+    assert bundle_name(Path("out/data/keywords"), "pi", "logmel") == "keywords-pi-logmel"
+    assert bundle_name(Path("kw"), "rp2040", "q15") == "kw-rp2040"
+
+
 def test_evaluate_names_a_missing_bundle(tmp_path: Path) -> None:
     with pytest.raises(AssertionError, match="no-such-bundle: no such folder"):
         run_cli("trainer", "evaluate", str(tmp_path / "no-such-bundle"), "--out", str(tmp_path), timeout=120)

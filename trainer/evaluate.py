@@ -224,9 +224,18 @@ def format_confusion(cm: np.ndarray, labels: list[str]) -> str:
 
 
 def evaluate_bundle(
-    b: Bundle, x: np.ndarray, y: np.ndarray, out: Path, progress: bool
+    b: Bundle,
+    x: np.ndarray,
+    y: np.ndarray,
+    out: Path,
+    progress: bool,
+    taken: set[str] | None = None,
 ) -> dict[str, Any]:
-    """Score one bundle (and its float model), write its PNGs; returns its report entry."""
+    """Score one bundle (and its float model), write its PNGs; returns its report entry.
+
+    ``taken``: PNG names already written in this report (updated), so none is overwritten.
+    """
+    taken = set() if taken is None else taken
     kinds = {"float": True} if float_bundle(b) is None else {"int8": False, "float": True}
     entry: dict[str, Any] = {
         "bundle": str(b.path),
@@ -241,6 +250,9 @@ def evaluate_bundle(
     for kind, use_float in kinds.items():
         rep = model_report(score_clips(b, x, progress, use_float=use_float), y, b.labels)
         png = out / f"{_slug(b)}-{kind}-confusion.png"
+        if png.name in taken:  # two bundles with one name (e.g. retrained) keep both plots
+            png = out / f"{_slug(b)}-{len(taken)}-{kind}-confusion.png"
+        taken.add(png.name)
         plot_confusion(
             np.array(rep["confusion"]),
             b.labels,
@@ -297,11 +309,12 @@ def evaluate(
     """Evaluate bundles into ``out`` (report.json, report.md, PNGs); returns the report."""
     out.mkdir(parents=True, exist_ok=True)
     cache: dict = {}
+    taken: set[str] = set()
     entries = []
     for p in paths:
         b = load_bundle(p)
         x, y = derive_test_split(b, data, cache, progress)
-        entries.append(evaluate_bundle(b, x, y, out, progress))
+        entries.append(evaluate_bundle(b, x, y, out, progress, taken))
     report = {"bundles": entries, "data": str(data) if data else None}
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "report.md").write_text(markdown(report))

@@ -378,7 +378,7 @@ def _finish(model, settings, target, arch, fe, labels, feats, splits, summary, h
         thresholds={k: 0.5 for k in labels},
         representative=_representative(feats["train"][0], settings.seed),
         training={**summary, "epochs_run": len(hist.history["loss"])},
-        name=f"{Path(settings.data).name}-{target}",
+        name=bundle_name(settings.data, target, fe.name),
     )
     b = load_bundle(out)
     val_scores = evaluate.score_clips(b, splits["val"][0], progress=settings.progress)
@@ -401,6 +401,12 @@ def _finish(model, settings, target, arch, fe, labels, feats, splits, summary, h
     return row
 
 
+def bundle_name(data: Path, target: str, frontend: str) -> str:
+    """``<data folder>-<target>``, plus the front end when it is not the target's default."""
+    extra = "" if frontend == DEFAULT_FRONTEND[target] else f"-{frontend}"
+    return f"{Path(data).name}-{target}{extra}"
+
+
 def _representative(feats: np.ndarray, seed: int) -> np.ndarray:
     from .export import REPRESENTATIVE_MAX
 
@@ -415,6 +421,8 @@ def train_transfer(settings: TrainSettings) -> list[dict[str, Any]]:
 
     from . import models
 
+    if settings.transfer_from is None or settings.positive is None:
+        raise ValueError("--transfer-from and --positive go together")
     seed_everything(settings.seed)
     base = load_bundle(settings.transfer_from)
     keras_path = base.path / "model.keras"
