@@ -439,6 +439,31 @@ static int32_t average_of(int32_t acc, int32_t count)
     return acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
 }
 
+/* Sum / maximum of a rows x cols window (element stride step, row stride row). */
+static int32_t window_sum(const int8_t *in, int32_t rows, int32_t cols, int32_t step, size_t row)
+{
+    int32_t acc = 0;
+    for (int32_t y = 0; y < rows; y++, in += row) {
+        const int8_t *v = in;
+        for (int32_t x = 0; x < cols; x++, v += step) {
+            acc += *v;
+        }
+    }
+    return acc;
+}
+
+static int32_t window_max(const int8_t *in, int32_t rows, int32_t cols, int32_t step, size_t row)
+{
+    int32_t acc = -128;
+    for (int32_t y = 0; y < rows; y++, in += row) {
+        const int8_t *v = in;
+        for (int32_t x = 0; x < cols; x++, v += step) {
+            acc = max32(acc, *v);
+        }
+    }
+    return acc;
+}
+
 static EsStatus pool(const EsPoolParams *p, const int8_t *input, int8_t *output, int average)
 {
     EsStatus st = check_pool(p, input, output);
@@ -462,20 +487,11 @@ static EsStatus pool(const EsPoolParams *p, const int8_t *input, int8_t *output,
             const int8_t *corner = input + (size_t)(y0 + fy0) * in_row +
                                    (size_t)(x0 + fx0) * (size_t)in_c;
             for (int32_t c = 0; c < in_c; c++) {
-                int32_t acc = average ? 0 : -128;
-                const int8_t *row = corner + c;
-                for (int32_t fy = fy0; fy < fy1; fy++) {
-                    const int8_t *in = row;
-                    for (int32_t fx = fx0; fx < fx1; fx++) {
-                        const int32_t v = *in;
-                        acc = average ? acc + v : max32(acc, v);
-                        in += in_c;
-                    }
-                    row += in_row;
-                }
-                if (average) {
-                    acc = average_of(acc, count);
-                }
+                const int32_t acc = average ? average_of(window_sum(corner + c, fy1 - fy0,
+                                                                    fx1 - fx0, in_c, in_row),
+                                                         count)
+                                            : window_max(corner + c, fy1 - fy0, fx1 - fx0,
+                                                         in_c, in_row);
                 *output++ = (int8_t)clamp32(acc, p->act_min, p->act_max);
             }
         }
