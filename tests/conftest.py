@@ -31,7 +31,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-CACHE = REPO / "build" / "test-cache"
+CACHE = Path(os.environ.get("EARSHOT_TEST_CACHE") or REPO / "build" / "test-cache")
+"""Fixture cache folder (``EARSHOT_TEST_CACHE`` overrides it, e.g. to time a cold build)."""
 
 SYNTH_PER_LABEL = 60
 """Clips per label in the fixture data set (keywords: 8 labels)."""
