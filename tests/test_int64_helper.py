@@ -193,3 +193,30 @@ def test_only_the_m0plus_image_links_our_helper_instead_of_libgcc() -> None:
     m4 = fb.cross_build("cortex-m4")
     commands = json.loads((m4.folder / "compile_commands.json").read_text())
     assert not [c for c in commands if c["file"].endswith("es_lmul_m0.c")]
+
+
+# ---- the front end's int8 input quantisation (es_frontend_quantize), rewritten alongside ------
+
+
+@pytest.mark.parametrize("shift", [-31, -20, -12, -7, -3, -1, 0, 1, 5, 16, 17])
+def test_front_end_quantisation_equals_tflite_arithmetic_for_random_multipliers(shift) -> None:
+    """Every int16 magnitude, multipliers at both ends of [2^30, 2^31) and random between."""
+    import numpy as np
+
+    from daemon import frontends
+
+    es_host = fb.host_build(sanitize=True).es_host
+    mag = np.arange(-32768, 32768, dtype=np.int16)
+    rng = random.Random(shift)
+    for mult in (1 << 30, (1 << 31) - 1, rng.randrange(1 << 30, 1 << 31), 0x5A82_7999):
+        for zero_point in (-128, 0, 127):
+            proc = fb.run_host(es_host, "--quantize", f"{mult},{shift},{zero_point}",
+                               stdin=mag.astype("<i2").tobytes())
+            assert proc.returncode == 0, proc.stderr.decode()
+            got = np.frombuffer(proc.stdout, np.int8)
+            want = np.clip(frontends.multiply_by_quantized_multiplier(
+                mag.astype(np.int64), mult, shift) + zero_point, -128, 127)
+            bad = np.flatnonzero(got != want)
+            assert bad.size == 0, (
+                f"mult {mult} shift {shift} zp {zero_point} mag {mag[bad[0]]}: "
+                f"C {got[bad[0]]}, Python {want[bad[0]]}")

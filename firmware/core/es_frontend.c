@@ -105,6 +105,7 @@ EsStatus es_spectrogram_push(EsSpectrogram *spec, const int16_t (*frames)[ES_BIN
  * TFLite reference MultiplyByQuantizedMultiplier(x, multiplier, shift) for |x| <= 2^15 and
  * shift <= 16: x * 2^shift stays below 2^31, so es_kernels' int32 version (no 64-bit multiply)
  * is exact. Beyond shift 16 the result exceeds any int8 anyway and is saturated to +-2^24.
+ * Used for shift > 0 (input scale < 1); requantize_down below serves the usual shift <= 0.
  */
 static int32_t requantize(int32_t x, int32_t multiplier, int32_t shift)
 {
@@ -112,7 +113,29 @@ static int32_t requantize(int32_t x, int32_t multiplier, int32_t shift)
         /* |x| * 2^shift * multiplier / 2^31 >= 2^16 for any x != 0: far outside int8 */
         return x == 0 ? 0 : (x > 0 ? (1 << 24) : -(1 << 24));
     }
-    return es_multiply_by_quantized_multiplier(x, multiplier, shift);
+    /* at shift 16, x = -2^15 and multiplier ~2^31 give ~-2^31: the caller's + zero_point would
+     * overflow int32, so clamp to the same +-2^24 (any int8 clamps the same) */
+    const int32_t v = es_multiply_by_quantized_multiplier(x, multiplier, shift);
+    return v < -(1 << 24) ? -(1 << 24) : (v > (1 << 24) ? (1 << 24) : v);
+}
+
+/*
+ * The same for shift <= 0 (input scale >= 1, the usual case for q15 magnitudes), in two MULS
+ * and no call: SaturatingRoundingDoublingHighMul(x, m) is floor((x m + 2^30) / 2^31) for every
+ * operand pair but (INT32_MIN, INT32_MIN) (the reference's nudge 1 - 2^30 on negative products
+ * with truncation gives the same). With m = mh 2^16 + ml and |x| <= 2^15, x mh and x ml fit
+ * int32, and nested floors give floor((x mh + 2^14 + floor(x ml / 2^16)) / 2^15). Then
+ * RoundingDivideByPOT(., -shift) as the reference: round half away from zero.
+ */
+static int32_t requantize_down(int32_t x, int32_t mh, int32_t ml, int32_t exponent)
+{
+    const int32_t high = (x * mh + (1 << 14) + ((x * ml) >> 16)) >> 15;
+    if (exponent == 0) {
+        return high;
+    }
+    const int32_t mask = (int32_t)((UINT32_C(1) << exponent) - 1U);
+    const int32_t threshold = (mask >> 1) + (high < 0 ? 1 : 0);
+    return (high >> exponent) + ((high & mask) > threshold ? 1 : 0);
 }
 
 EsStatus es_frontend_quantize(const int16_t *mag, size_t n, int32_t multiplier, int32_t shift,
@@ -127,8 +150,11 @@ EsStatus es_frontend_quantize(const int16_t *mag, size_t n, int32_t multiplier, 
     if (zero_point < -128 || zero_point > 127) {
         return ES_ERR_ARG;
     }
+    const int32_t mh = multiplier >> 16;               /* 2^14 <= mh < 2^15 */
+    const int32_t ml = multiplier & 0xFFFF;
     for (size_t i = 0; i < n; i++) {
-        int32_t q = zero_point + requantize(mag[i], multiplier, shift);
+        int32_t q = zero_point + (shift <= 0 ? requantize_down(mag[i], mh, ml, -shift)
+                                              : requantize(mag[i], multiplier, shift));
         if (q < -128) {
             q = -128;
         } else if (q > 127) {
