@@ -1,9 +1,10 @@
 """Our Cortex-M0+ __aeabi_lmul (firmware/host/es_lmul_m0.c) equals the plain 64-bit product.
 
-The same C is compiled three ways: for the host (renamed es_lmul, millions of pairs against
-uint64 multiplication), for ARMv6-M at -O2 and -Os (run in unicorn on edge and random pairs,
-and checked to call nothing, in particular not itself), and inside the cross-built image, where
-it must replace libgcc's __muldi3 on the M0+ only.
+The file holds a portable C version and, for ARMv6-M, the same steps scheduled by hand in
+Thumb-1. The C is compiled for the host (renamed es_lmul, millions of pairs against uint64
+multiplication); both are cross-compiled for ARMv6-M and run in unicorn on edge and random
+pairs, and checked to call nothing (in particular not themselves); in the cross-built image the
+helper must replace libgcc's __muldi3 on the M0+ only.
 """
 
 from __future__ import annotations
@@ -156,12 +157,13 @@ def _emulate(code: bytes, pairs: list[tuple[int, int]]) -> list[int]:
 
 
 @needs_arm
-@pytest.mark.parametrize("opt", ["-O2", "-Os"])
+@pytest.mark.parametrize("opt", ["-O2", "-Os", "-O2 -DES_LMUL_PORTABLE"])
 def test_cortex_m0plus_build_calls_nothing_and_multiplies_exactly_in_the_emulator(
         tmp_path: Path, opt: str) -> None:
+    """The hand-scheduled Thumb-1 version (and the portable C, cross-compiled) in unicorn."""
     pytest.importorskip("unicorn")
     obj, text = tmp_path / "lmul.o", tmp_path / "lmul.bin"
-    _run(["arm-none-eabi-gcc", "-mcpu=cortex-m0plus", "-mthumb", "-mfloat-abi=soft", opt,
+    _run(["arm-none-eabi-gcc", "-mcpu=cortex-m0plus", "-mthumb", "-mfloat-abi=soft", *opt.split(),
           *STRICT, "-c", str(SOURCE), "-o", str(obj)])
     syms = _run(["arm-none-eabi-nm", str(obj)]).stdout
     assert " T __aeabi_lmul" in syms
