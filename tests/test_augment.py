@@ -142,3 +142,48 @@ def test_random_silence_zeroes_one_stretch_of_the_drawn_length() -> None:
 def test_bad_config_names_the_field(field: str, value) -> None:
     with pytest.raises(ValueError, match=f"AugmentConfig.{field}"):
         AugmentConfig(**{field: value})
+
+
+def test_late_fitted_shift_moves_a_word_towards_the_right_edge_without_cutting_it() -> None:
+    """``shift_late_s`` + ``shift_fit`` (the keyword trainer's setting): the burst (6000-10000 over
+    a faint noise floor) may move at most 1600 samples earlier and up to the right edge later."""
+    x = _burst() + np.float32(1e-4) * np.random.default_rng(0).standard_normal(16000).astype(np.float32)
+    cfg = _only(shift_prob=1.0, shift_max_s=0.1, shift_late_s=0.5, shift_fit=True)
+    shifts = []
+    for seed in range(40):
+        out = augment(x, np.random.default_rng(seed), cfg)
+        k = int(np.argmax(np.abs(out) > 0.1)) - int(np.argmax(np.abs(x) > 0.1))
+        assert -1600 <= k <= 6000
+        np.testing.assert_array_equal(out[6000 + k : 10000 + k], x[6000:10000])  # whole burst kept
+        shifts.append(k)
+    assert max(shifts) > 4000 and sum(k > 0 for k in shifts) > 30  # mostly later, near the edge
+    edge = np.zeros(16000, np.float32)
+    edge[12000:] = tone(700.0, 0.25, 0.4)  # already ends at the edge: only earlier shifts
+    for seed in range(10):
+        out = augment(edge, np.random.default_rng(seed), cfg)
+        assert np.count_nonzero(out) == np.count_nonzero(edge) and not np.any(out[:10400])
+    with pytest.raises(ValueError, match="AugmentConfig.shift_late_s"):
+        AugmentConfig(shift_late_s=-0.1)
+
+
+def test_edge_fragments_of_keywords_become_the_unknown_class() -> None:
+    """``CutConfig``: some copies of keyword clips keep only a share of the word at one edge of
+    the window and get the ``_unknown_`` label; other classes are never cut."""
+    from trainer.augment import CutConfig
+
+    X = np.stack([_burst(), _burst()])
+    y = np.array([2, 0])  # a keyword (2) and _silence_ (0); _unknown_ is 1
+    cut = CutConfig(to=1, labels=frozenset({2}), prob=0.5, keep=(0.2, 0.4))
+    xa, ya = augment_batch(X, y, OFF, [], seed=0, copies=40, progress=False, cut=cut)
+    frags = np.flatnonzero(ya == 1)
+    assert 10 < len(frags) < 30 and all(ya[i] == 2 for i in range(2, len(ya), 2) if i not in frags)
+    assert all(i % 2 == 0 for i in frags)  # only the keyword's copies
+    for i in frags:
+        nz = np.flatnonzero(xa[i])
+        assert nz[0] == 0 or nz[-1] == 15999  # at an edge
+        assert 0.2 * 4000 - 160 <= nz.size <= 0.4 * 4000 + 160  # 20-40 % of the burst, +-10 ms
+    plain, _ = augment_batch(X, y, OFF, [], seed=0, copies=40, progress=False)
+    keep = [i for i in range(len(ya)) if i not in frags]
+    np.testing.assert_array_equal(xa[keep], plain[keep])  # the rest as without cut
+    with pytest.raises(ValueError, match="CutConfig.keep"):
+        CutConfig(to=1, labels=frozenset({2}), keep=(0.5, 1.0))

@@ -211,7 +211,8 @@ def test_compiled_keyword_model_runs_as_the_interpreters_say(rp2040_bundle, synt
     clf = Classifier(load_bundle(rp2040_bundle))
     labels = list(clf.labels)
     pieces = []
-    for label in labels[:4]:
+    spoken = [x for x in labels if not x.startswith("_")]  # _silence_/_unknown_ have no folder
+    for label in spoken[:4]:
         wav = sorted((synth_root / "keywords" / label).glob("*.wav"))[0]
         pieces += [frontends.to_int16(wavio.read_wav(wav)), np.zeros(RATE // 2, np.int16)]
     pcm = np.concatenate(pieces)

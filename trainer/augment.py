@@ -4,7 +4,13 @@ The Arm RP2040 tutorial's three (white noise, random silence, mixing with backgr
 plus two (time shift, gain). Each is applied with its own probability, in this order:
 time shift -> gain -> random silence -> background mix -> white noise, then clipped to [-1, 1].
 
-* time shift: ``np.roll`` by up to ``shift_max_s`` either way, with the wrapped part zeroed.
+* time shift: ``np.roll`` by up to ``shift_max_s`` earlier and ``shift_late_s`` (default: the
+  same) later, with the wrapped part zeroed. With ``shift_fit`` the shift is drawn only from the
+  range that keeps the clip's sound inside: the 10 ms frames within ``FIT_FLOOR_DB`` of the
+  loudest one, so a word is moved, never cut. A late bias (``shift_late_s`` of several tenths
+  of a second, with ``shift_fit``) teaches a keyword model words that end at the window's right
+  edge, which is where a streaming sliding window first holds all of a word: the detection then
+  comes when the word ends, not half a window later when it is centred.
 * gain: multiply by ``10 ** (g / 20)``, g drawn from ``gain_db``.
 * random silence: zero a contiguous part (``silence_fraction`` of the clip) at a random place,
   or, with ``silence_whole_prob``, the whole clip. The label is kept: the whole-clip case is
@@ -13,13 +19,20 @@ time shift -> gain -> random silence -> background mix -> white noise, then clip
   clip RMS / background RMS = SNR drawn from ``snr_db``. A (near-)silent clip has no SNR; the
   background is then added at an RMS level drawn from ``silent_background_dbfs``.
 * white noise: Gaussian noise at an RMS level (dBFS, 0 dB = full-scale RMS 1.0) from ``noise_dbfs``.
+
+``augment_batch`` can also make negatives from positives (``CutConfig``): with ``prob``, an
+augmented copy of a clip of a ``labels`` class is moved so that only ``keep`` (a share of its
+sound, see ``shift_fit``) is left inside, at the start or the end, and is relabelled ``to`` (an
+``_unknown_`` class). A streaming window holds every word cut like that on its way in and out;
+a model that only ever saw whole words names such a fragment confidently ("stop"'s tail as
+"down"), so the daemon fired on the edges of words.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from tqdm import tqdm
@@ -29,6 +42,9 @@ from daemon.wavio import TARGET_RATE
 _LOGGER = logging.getLogger(__name__)
 
 _SILENT_RMS = 1e-4  # -80 dBFS: below this a clip has no meaningful SNR
+FIT_FLOOR_DB = -30.0
+"""``shift_fit``: a 10 ms frame counts as sound within this many dB of the loudest frame."""
+_FIT_FRAME = TARGET_RATE // 100  # 10 ms
 
 
 @dataclass(frozen=True)
@@ -38,7 +54,11 @@ class AugmentConfig:
     shift_prob: float = 0.5
     """Probability of a time shift."""
     shift_max_s: float = 0.1
-    """Largest shift either way (s)."""
+    """Largest shift earlier, and later unless ``shift_late_s`` is set (s)."""
+    shift_late_s: float | None = None
+    """Largest shift later (s); None = ``shift_max_s``."""
+    shift_fit: bool = False
+    """Draw the shift only from the range that keeps the clip's sound inside (no cut words)."""
     gain_prob: float = 0.5
     """Probability of a gain change."""
     gain_db: tuple[float, float] = (-6.0, 6.0)
@@ -76,6 +96,8 @@ class AugmentConfig:
             )
         if self.shift_max_s < 0:
             raise ValueError(f"AugmentConfig.shift_max_s = {self.shift_max_s}: negative")
+        if self.shift_late_s is not None and self.shift_late_s < 0:
+            raise ValueError(f"AugmentConfig.shift_late_s = {self.shift_late_s}: negative")
 
 
 def _rms(x: np.ndarray) -> float:
@@ -90,6 +112,61 @@ def time_shift(clip: np.ndarray, samples: int) -> np.ndarray:
     else:
         out[:samples] = clip[-samples:]
     return out
+
+
+def sound_extent(clip: np.ndarray) -> tuple[int, int]:
+    """(first, end) sample of the 10 ms frames within ``FIT_FLOOR_DB`` of the loudest frame;
+    (0, clip.size) for a silent clip."""
+    frames = clip.size // _FIT_FRAME
+    if frames == 0:
+        return 0, clip.size
+    x = np.asarray(clip[: frames * _FIT_FRAME], np.float64).reshape(frames, _FIT_FRAME)
+    energy = np.mean(np.square(x), axis=1)
+    peak = float(energy.max())
+    if peak <= _SILENT_RMS**2:
+        return 0, clip.size
+    loud = np.flatnonzero(energy >= peak * 10.0 ** (FIT_FLOOR_DB / 10.0))
+    end = clip.size if loud[-1] == frames - 1 else int(loud[-1] + 1) * _FIT_FRAME
+    return int(loud[0]) * _FIT_FRAME, end
+
+
+def _draw_shift(x: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> int:
+    early = int(round(config.shift_max_s * TARGET_RATE))
+    late_s = config.shift_max_s if config.shift_late_s is None else config.shift_late_s
+    late = int(round(late_s * TARGET_RATE))
+    if config.shift_fit:
+        first, end = sound_extent(x)
+        early, late = min(early, first), min(late, x.size - end)
+    return int(rng.integers(-early, late + 1)) if early or late else 0
+
+
+@dataclass(frozen=True)
+class CutConfig:
+    """Word fragments at the window's edges as negatives (``augment_batch``)."""
+
+    to: int
+    """Label index the fragments get (the ``_unknown_`` class)."""
+    labels: frozenset[int]
+    """Label indices whose clips may be cut (the keywords)."""
+    prob: float = 0.15
+    """Probability that an augmented copy of such a clip is a fragment instead."""
+    keep: tuple[float, float] = (0.1, 0.45)
+    """Share of the clip's sound left inside, drawn uniformly."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.prob <= 1.0:
+            raise ValueError(f"CutConfig.prob = {self.prob}: not in [0, 1]")
+        if not 0.0 < self.keep[0] <= self.keep[1] < 1.0:
+            raise ValueError(f"CutConfig.keep = {self.keep}: not 0 < low <= high < 1")
+
+
+def cut_at_edge(clip: np.ndarray, keep: float, at_end: bool) -> np.ndarray:
+    """``clip`` moved so that ``keep`` of its sound (``sound_extent``) is left, at the window's
+    end (the word's start, coming in) or at its start (the word's end, going out)."""
+    first, end = sound_extent(clip)
+    inside = max(1, int(round(keep * (end - first))))
+    shift = clip.size - inside - first if at_end else inside - end
+    return time_shift(clip, shift)
 
 
 def _slice(bg: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -125,8 +202,7 @@ def augment(
     x = np.asarray(clip, np.float32).copy()
     n = x.size
     if rng.random() < config.shift_prob:
-        k = int(round(config.shift_max_s * TARGET_RATE))
-        x = time_shift(x, int(rng.integers(-k, k + 1)) if k else 0)
+        x = time_shift(x, _draw_shift(x, rng, config))
     if rng.random() < config.gain_prob:
         x *= np.float32(10.0 ** (rng.uniform(*config.gain_db) / 20.0))
     if rng.random() < config.silence_prob:
@@ -155,8 +231,10 @@ def augment_batch(
     seed: int,
     copies: int = 1,
     progress: bool = True,
+    cut: CutConfig | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The originals followed by ``copies`` augmented versions of each; deterministic for ``seed``."""
+    """The originals followed by ``copies`` augmented versions of each; deterministic for ``seed``.
+    With ``cut``, some copies are edge fragments with the label ``cut.to`` (module docstring)."""
     X = np.asarray(X, np.float32)
     if X.ndim != 2 or len(X) != len(y):
         raise ValueError(f"augment_batch: X {X.shape} and y ({len(y)}) do not match")
@@ -164,10 +242,18 @@ def augment_batch(
         raise ValueError(f"augment_batch: copies = {copies} is negative")
     out = np.empty((len(X) * (copies + 1), X.shape[1]), np.float32)
     out[: len(X)] = X
+    labels = np.tile(np.asarray(y), copies + 1)
     rng = np.random.default_rng(seed)
+    cut_rng = np.random.default_rng((seed, 1))  # its own stream: cut=None keeps rng's draws
     total = len(X) * copies
     for j in tqdm(
         range(total), desc="augmenting", unit="clip", disable=not progress or total < 1000
     ):
-        out[len(X) + j] = augment(X[j % len(X)], rng, config, background)
-    return out, np.tile(np.asarray(y), copies + 1)
+        x = X[j % len(X)]
+        if cut is not None and int(labels[j % len(X)]) in cut.labels and cut_rng.random() < cut.prob:
+            x = cut_at_edge(x, float(cut_rng.uniform(*cut.keep)), bool(cut_rng.random() < 0.5))
+            labels[len(X) + j] = cut.to
+            out[len(X) + j] = augment(x, rng, replace(config, shift_prob=0.0), background)
+        else:
+            out[len(X) + j] = augment(x, rng, config, background)
+    return out, labels

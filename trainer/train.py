@@ -56,6 +56,16 @@ FINETUNE_RATE = 0.25
 """Transfer learning's fine-tuning rate, as a fraction of ``--learning-rate``."""
 FINETUNE_PATIENCE = 2
 """Transfer learning's fine-tuning phase waits this many times ``--patience`` epochs."""
+STREAM_SHIFT = {"shift_prob": 0.8, "shift_max_s": 0.1, "shift_late_s": 0.5, "shift_fit": True}
+"""Time shift for multi-class training (``AugmentConfig`` fields): mostly later, never cutting
+the sound, so a word is also learnt ending at the window's right edge. A streaming sliding
+window holds a whole word first in that position; trained on centred words only, the daemon
+named a keyword 600-800 ms after its onset (the word centred in the 1 s window). Transfer
+learning keeps ``AugmentConfig``'s default (+-0.1 s), with which the alarm detectors were tuned."""
+STREAM_CUT_PROB = 0.2
+"""With an ``_unknown_`` class: share of the keywords' augmented copies that are fragments cut by
+the window's edge, labelled ``_unknown_`` (``augment.CutConfig``), so the daemon does not name a
+word from the part a sliding window holds on its way in or out."""
 
 
 @dataclass(frozen=True)
@@ -254,16 +264,22 @@ def _load(settings: TrainSettings, labels: tuple[str, ...] | None):  # type: ign
 
 
 def _augment(
-    settings: TrainSettings, ds: Any, x: np.ndarray, y: np.ndarray
+    settings: TrainSettings, ds: Any, x: np.ndarray, y: np.ndarray, shift: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray]:
     if settings.augment_copies == 0:
         return x, y
-    from .augment import AugmentConfig, augment_batch
-    from .datasets import load_background
+    from .augment import AugmentConfig, CutConfig, augment_batch
+    from .datasets import UNKNOWN, load_background
 
     background = load_background(ds, "train", progress=settings.progress)
+    labels = list(ds.labels)
+    cut = None
+    if shift and UNKNOWN in labels:
+        words = frozenset(i for i, k in enumerate(labels) if not k.startswith("_"))
+        cut = CutConfig(to=labels.index(UNKNOWN), labels=words, prob=STREAM_CUT_PROB)
     xa, ya = augment_batch(
-        x, y, AugmentConfig(), background, settings.seed, copies=settings.augment_copies
+        x, y, AugmentConfig(**shift), background, settings.seed, copies=settings.augment_copies,
+        cut=cut,
     )
     if len(xa) == len(x) * (settings.augment_copies + 1):
         return xa, ya  # originals already included
@@ -326,8 +342,8 @@ def _fit(
     )
 
 
-def _target_features(settings, fe, ds, splits):  # type: ignore[no-untyped-def]
-    xtr, ytr = _augment(settings, ds, *splits["train"])
+def _target_features(settings, fe, ds, splits, shift=None):  # type: ignore[no-untyped-def]
+    xtr, ytr = _augment(settings, ds, *splits["train"], shift or {})
     feats = {"train": (compute_features(fe, xtr, f"{fe.name} train", settings.progress), ytr)}
     for s in ("val", "test"):
         feats[s] = (
@@ -356,7 +372,7 @@ def train(settings: TrainSettings) -> list[dict[str, Any]]:
                 f"--arch {arch} cannot run on the rp2040; choose one of "
                 f"{', '.join(models.MCU_ARCHITECTURES)}"
             )
-        feats = _target_features(settings, fe, ds, splits)
+        feats = _target_features(settings, fe, ds, splits, STREAM_SHIFT)
         clip_max = choose_clip_max(fe, feats["train"][0]) if target == "rp2040" else None
         model = models.build(arch, (*fe.shape, 1), len(labels), feats["train"][0], clip_max)
         _LOGGER.info(
