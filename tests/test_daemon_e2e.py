@@ -14,7 +14,7 @@ named before it has been said ("no" and "go" share their first 100 ms, "up" is h
 150 ms). Both latencies are in the per-event table. Measured on this stream with the fixture Pi
 keyword bundle (docs/daemon.md, "Latency"): trained on centred words only, 600-800 ms from the
 onset (140-505 ms from the end); with the late-biased time shift (``trainer.train.STREAM_SHIFT``)
-see docs/daemon.md.
+400-600 ms from the onset, -86 to 143 ms from the end.
 
 On failure the message is the whole per-event table, so a weak model is reported precisely.
 """
