@@ -156,4 +156,9 @@ def test_fillers_make_an_unknown_class_and_keep_the_keywords(tiny: Path, tmp_pat
     assert any(line.split("/")[0] in synth.FILLER_WORDS for line in listed.split())
     ds = load_dataset(kw, labels=list(synth.KEYWORDS), unknown=True, progress=False)
     assert ds.labels == ["_unknown_", *synth.KEYWORDS]
-    assert {c.source_label for c in ds.clips if c.label == "_unknown_"} <= set(synth.FILLER_WORDS)
+    assert {c.source_label for c in ds.clips if c.label == "_unknown_"} <= {
+        *synth.FILLER_WORDS, synth.HOUSEHOLD_FOLDER}
+    # non-speech household sounds (beeps, alarm windows, clicks) go to _unknown_ as well
+    household = sorted((kw / synth.HOUSEHOLD_FOLDER).glob("*_nohash_*.wav"))
+    assert len(household) == synth.HOUSEHOLD_PER_FILLER * 3
+    assert all(np.max(np.abs(read_wav(f))) > 0.001 for f in household)

@@ -10,7 +10,8 @@
   ``testing_list.txt`` put 10 % of the speakers each in val and test. ``_background_noise_/``
   holds 15 s of white, pink, brown and hum+fan noise. ``--fillers N`` adds N clips of each of
   ten non-keywords (Speech Commands' auxiliary words: bed, bird, cat, ...) in folders of their
-  own, for an ``_unknown_`` class (``earshot-train train --labels yes,no,... --unknown``).
+  own, and 3N non-speech household sounds (beeps, alarm windows, clicks) in ``household/``,
+  for an ``_unknown_`` class (``earshot-train train --labels yes,no,... --unknown``).
 * ``OUT/alarm/``: one folder per label. ``smoke_alarm/``: 1 s windows holding at least 80 ms of
   tone from a T3 pattern (NFPA 72 / ISO 8201: 0.5 s on, 0.5 s off, three times, then 1.5 s off)
   or a T4 pattern (NFPA 720 CO alarms: four 0.1 s beeps 0.1 s apart, then 5 s off); the tone is
@@ -332,6 +333,21 @@ def pick_voices(count: int, rng: np.random.Generator) -> list[Voice]:
     return sorted(voices, key=lambda v: v.speaker)
 
 
+HOUSEHOLD_FOLDER = "household"
+"""Folder of non-speech filler sounds in the keyword set (alarm beeps, appliance beeps, clicks)."""
+HOUSEHOLD_PER_FILLER = 3
+"""``--fillers N`` writes this many times N household clips beside the filler words."""
+
+
+def _household_clip(rng: np.random.Generator, n: int = FS) -> np.ndarray:
+    kind = int(rng.integers(3))
+    if kind == 0:
+        return _alarm_clip(rng, n)
+    x = _beep_clip(rng, n) if kind == 1 else _click_clip(rng, n)
+    _mix_noise(x, rng, rng.uniform(5.0, 35.0), max(_rms(x), 1e-4))
+    return x
+
+
 def _keyword_clip(word: str, voice: Voice, rng: np.random.Generator) -> np.ndarray:
     speed, amp = int(rng.integers(120, 211)), int(rng.integers(30, 131))
     x = _place(trim(espeak(word, voice, speed, amp)), rng, FS, 0.15)
@@ -386,7 +402,8 @@ def synth_keywords(
     out: Path, seed: int, per_label: int, speakers: int, workers: int = 2, fillers: int = 0
 ) -> None:
     """Write the keyword set (Speech Commands layout) to ``out``; ``fillers`` clips of each of
-    ``FILLER_WORDS`` go in folders of their own (train with ``--labels ... --unknown``)."""
+    ``FILLER_WORDS`` go in folders of their own, plus ``3 * fillers`` non-speech household
+    sounds in ``household/`` (train with ``--labels ... --unknown``)."""
     _fresh(out)
     voices = pick_voices(speakers, np.random.default_rng((seed, 1)))
     jobs: list[tuple[Path, Callable[[], np.ndarray]]] = []
@@ -402,6 +419,15 @@ def synth_keywords(
             files.setdefault(voice.speaker, []).append(rel)
             rng = np.random.default_rng((seed, stream, w, i))
             jobs.append((out / rel, functools.partial(_keyword_clip, word, voice, rng)))
+    for i in range(HOUSEHOLD_PER_FILLER * fillers):
+        # Non-speech sounds for _unknown_ too: a keyword model that never heard a beep calls
+        # an alarm "yes" (seen in the streamed end-to-end test before this).
+        voice = voices[i % len(voices)]
+        rel = f"{HOUSEHOLD_FOLDER}/{voice.speaker}_nohash_{takes[voice.speaker, HOUSEHOLD_FOLDER]}.wav"
+        takes[voice.speaker, HOUSEHOLD_FOLDER] += 1
+        files.setdefault(voice.speaker, []).append(rel)
+        rng = np.random.default_rng((seed, 6, i))
+        jobs.append((out / rel, functools.partial(_household_clip, rng)))
     _run_jobs(jobs, "keywords", workers)
     _write_lists(out, voices, files, seed)
     _background_folder(out, seed)
@@ -513,7 +539,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=2, help="parallel espeak-ng calls (default: 2)")
     p.add_argument("--fillers", type=int, default=0, metavar="N",
                    help="keywords set: N clips of each of 10 non-keywords, one folder per word, "
-                        "for an _unknown_ class (default: 0)")  # fmt: skip
+                        "and 3N household sounds, for an _unknown_ class (default: 0)")  # fmt: skip
     p.set_defaults(func=_run)
 
 
