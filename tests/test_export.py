@@ -19,7 +19,8 @@ def test_manifest_has_the_contract(keyword_bundles: dict[str, Path], target: str
     b = load_bundle(keyword_bundles[target])  # the daemon's own validation
     m = b.manifest
     assert m["target"] == target
-    assert m["labels"] == sorted(["yes", "no", "up", "down", "left", "right", "go", "stop"])
+    # the fixture trains the eight keywords (in the order given) plus silence and unknown
+    assert m["labels"] == ["_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right", "go", "stop"]
     assert m["sample_rate"] == 16000 and m["clip_samples"] == 16000
     fe = b.frontend()
     assert fe.name == {"pi": "stft", "rp2040": "q15"}[target]
