@@ -180,3 +180,21 @@ def alarm_bundles(synth_root: Path, keyword_bundles: dict[str, Path]) -> dict[st
 
     root = cached("alarm", params, make)
     return {"pi": root / "pi", "rp2040": root / "rp2040"}
+
+
+def _require_tool(name: str) -> None:
+    """Fail (never skip) when a tool that `make test` installs is missing: a skip would hide it."""
+    if shutil.which(name) is None:
+        pytest.fail(f"{name} is not installed: run scripts/install-system-deps (make test does)")
+
+
+@pytest.fixture
+def arm_toolchain() -> None:
+    """The Cortex-M cross compiler, installed by scripts/install-system-deps."""
+    _require_tool("arm-none-eabi-gcc")
+
+
+@pytest.fixture
+def espeak() -> None:
+    """espeak-ng, installed by scripts/install-system-deps."""
+    _require_tool("espeak-ng")

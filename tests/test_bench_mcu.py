@@ -8,7 +8,6 @@ equal the host build's on the same audio) and that cycles are counted as the mod
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,8 +21,7 @@ if str(REPO) not in sys.path:
 
 from bench import cm0plus  # noqa: E402
 
-needs_arm = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None,
-                               reason="needs gcc-arm-none-eabi (scripts/install-system-deps)")
+needs_arm = pytest.mark.usefixtures("arm_toolchain")  # fails, never skips, when missing
 
 # instruction -> (class, cycles not taken, extra when taken), per the Cortex-M0+ TRM table 3-1
 EXPECTED = {

@@ -7,7 +7,6 @@ is the flash and static RAM the block loop needs; the table is printed (pytest -
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -68,7 +67,7 @@ def test_our_sources_build_with_strict_flags_and_sanitizers() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="needs gcc-arm-none-eabi")
+@pytest.mark.usefixtures("arm_toolchain")
 def test_cross_builds_for_each_cpu_fit_the_budget() -> None:
     builds = [fb.cross_build(cpu) for cpu in fb.CPUS]
     print("\ncore + test model, linked with --gc-sections (bytes)\n" + fb.size_table(builds))

@@ -7,7 +7,6 @@ scratch on the last second (``--scratch``), and the int8 model input (``--input`
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -110,7 +109,7 @@ def test_tones_and_sweep_bit_exact(es_host, tmp_path) -> None:
         assert_bit_exact(es_host, frontends.to_int16(x), sub)
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+@pytest.mark.usefixtures("espeak")
 def test_speech_bit_exact(es_host, tmp_path) -> None:
     """Real speech: espeak-ng at 22.05 kHz, resampled to 16 kHz by daemon.wavio."""
     raw = tmp_path / "speech22k.wav"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -108,8 +107,7 @@ def test_without_a_name_it_refuses_to_build_for_anything_but_armv6m(tmp_path) ->
     assert "ARMv6-M only" in proc.stderr
 
 
-needs_arm = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None,
-                               reason="needs gcc-arm-none-eabi")
+needs_arm = pytest.mark.usefixtures("arm_toolchain")  # fails, never skips, when missing
 
 
 def _pairs(n: int) -> list[tuple[int, int]]:
