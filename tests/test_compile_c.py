@@ -30,6 +30,7 @@ N_RANDOM = 120
 
 HARNESS = r"""
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "es_model.h"
 #include "es_model_data.h"
@@ -48,9 +49,28 @@ int main(int argc, char **argv) {
         printf("]}\n");
         return 0;
     }
-    if (es_model_invoke(NULL, out) != ES_ERR_ARG) {
+    if (es_model_invoke(NULL, out) != ES_ERR_ARG || es_model_invoke_stream(in, NULL) != ES_ERR_ARG) {
         fprintf(stderr, "NULL input accepted\n");
         return 3;
+    }
+    if (argc > 2 && strcmp(argv[1], "--stream") == 0) {
+        /* stdin: rows of a long spectrogram; the first input is its first FRAMES rows, each
+           next one moves up by N rows, as the firmware's rolling input does per block */
+        const size_t fresh = (size_t)atoi(argv[2]) * ES_MODEL_INPUT_BINS;
+        if (fresh == 0 || fresh > sizeof in || fread(in, 1, sizeof in, stdin) != sizeof in) {
+            return 4;
+        }
+        EsStatus st = es_model_invoke(in, out);
+        while (st == ES_OK) {
+            fwrite(out, 1, sizeof out, stdout);
+            memmove(in, in + fresh, sizeof in - fresh);
+            if (fread(in + sizeof in - fresh, 1, fresh, stdin) != fresh) {
+                return 0;
+            }
+            st = es_model_invoke_stream(in, out);
+        }
+        fprintf(stderr, "es_model_invoke_stream: %s\n", es_status_str(st));
+        return 1;
     }
     while (fread(in, 1, sizeof in, stdin) == sizeof in) {
         EsStatus st = es_model_invoke(in, out);
@@ -86,6 +106,17 @@ def build_harness(model_dir: Path) -> Path:
 def c_outputs(exe: Path, xs: np.ndarray) -> np.ndarray:
     proc = run([str(exe)], input=np.ascontiguousarray(xs, np.int8).tobytes())
     return np.frombuffer(proc.stdout, np.int8).reshape(len(xs), -1)
+
+
+def c_stream_outputs(exe: Path, rows: np.ndarray, step: int, n_out: int) -> np.ndarray:
+    """es_model_invoke on rows[:frames], then es_model_invoke_stream per ``step`` new rows."""
+    proc = run([str(exe), "--stream", str(step)], input=np.ascontiguousarray(rows, np.int8).tobytes())
+    return np.frombuffer(proc.stdout, np.int8).reshape(-1, n_out)
+
+
+def rolling_inputs(rows: np.ndarray, frames: int, step: int) -> np.ndarray:
+    """The model inputs a rolling spectrogram of ``rows`` presents, one per ``step`` rows."""
+    return np.stack([rows[k : k + frames] for k in range(0, len(rows) - frames + 1, step)])
 
 
 def oracle_outputs(model: Path, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -256,6 +287,34 @@ def test_every_mcu_architecture_is_bit_exact(mcu_models: dict[str, Path], tmp_pa
         assert_bit_exact(model, exe, random_inputs((124, 129, 1), N_RANDOM, seed=len(name)))
         # These models are chains: the greedy plan reaches the live-bytes lower bound.
         assert compiled.arena_bytes == compiled.peak_live_bytes, name
+
+
+def test_streamed_schedule_equals_the_whole_model_at_every_block(
+    mcu_models: dict[str, Path], tmp_path: Path
+) -> None:
+    """The firmware calls es_model_invoke_stream once per block on its rolling spectrogram: the
+    output must be what the whole model gives on that input (C, TFLM and TFLite reference)."""
+    step = compile_c.STREAM_ROWS
+    for name, model in mcu_models.items():
+        labels = ["neg", "pos"] if name.endswith("_binary") else ["a", "b", "c", "d"]
+        compiled, exe = compile_and_build(model, tmp_path / name, labels)
+        if name.startswith("stream_cnn"):
+            # designed to stream: three convs reuse all but their newest rows
+            assert [compiled.ops[i] for i in compiled.streamed] == ["CONV_2D"] * 3, name
+            assert compiled.stream_rows == step
+        # each block's rows either uniform or near the low end like real spectrograms, so the
+        # windows mix both and the outputs move from block to block
+        n_blocks = 40
+        rows = random_inputs((step, 129, 1), 124 // step + n_blocks - 1, seed=len(name))
+        rows = rows[np.random.default_rng(len(name)).permutation(len(rows))].reshape(-1, 129, 1)
+        xs = rolling_inputs(rows, 124, step)
+        got = c_stream_outputs(exe, rows, step, compiled.n_outputs)
+        assert len(got) == n_blocks
+        whole = c_outputs(exe, xs)
+        assert np.array_equal(got, whole), f"{name}: streamed != whole model at blocks " + str(
+            np.nonzero(np.any(got != whole, axis=1))[0][:5]
+        )
+        assert_bit_exact(model, exe, xs)
 
 
 def test_op_coverage_model_is_bit_exact(coverage_model: Path, tmp_path: Path) -> None:

@@ -171,6 +171,10 @@ EsStatus es_model_invoke(const int8_t *input, int8_t *output)
     output[2] = 127;
     return ES_OK;
 }
+EsStatus es_model_invoke_stream(const int8_t *input, int8_t *output)
+{
+    return es_model_invoke(input, output);
+}
 """
 
 

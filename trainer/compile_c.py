@@ -38,6 +38,9 @@ _LOGGER = logging.getLogger(__name__)
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 ALIGN = 4
 """Arena offsets are multiples of this many bytes."""
+STREAM_ROWS = 4
+"""Input rows one firmware block adds to the model input (es_frontend.h ES_FRAMES_PER_BLOCK:
+512 samples / hop 128); the default shift es_model_invoke_stream is compiled for."""
 
 
 class CompileError(ValueError):
@@ -88,9 +91,76 @@ class CompiledModel:
     n_outputs: int = 0
     """int8 values the model writes."""
     extra: dict[str, Any] = field(default_factory=dict)
+    streamed: dict[int, StreamStep] = field(default_factory=dict)
+    """Op index -> how es_model_invoke_stream reuses that op's rows (empty: nothing streams)."""
+    stream_rows: int = 0
+    """Input rows per es_model_invoke_stream step (0 when no op streams)."""
 
 
 # ---- planning ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamStep:
+    """How one op's output is updated by es_model_invoke_stream."""
+
+    row0: int
+    """First output row recomputed; rows above it are the previous call's rows moved up."""
+    shift: int
+    """Output rows the op's output moves up per step (its input's shift / its time stride)."""
+    rows: int
+    """Output rows (H)."""
+    row_bytes: int
+    """Bytes per output row (W * C)."""
+
+
+_STREAM_FNS = {
+    "es_conv2d_s8": "es_conv2d_rows_s8",
+    "es_conv2d_x4_s8": "es_conv2d_x4_rows_s8",
+    "es_depthwise_conv2d_s8": "es_depthwise_conv2d_rows_s8",
+    "es_max_pool2d_s8": "es_max_pool2d_rows_s8",
+    "es_avg_pool2d_s8": "es_avg_pool2d_rows_s8",
+}
+"""Kernels with a row-range (streaming) variant."""
+
+
+def plan_stream(graph: Graph, calls: list[Call], rows: int) -> dict[int, StreamStep]:
+    """Which ops' outputs can be updated row-wise when the input moves up by ``rows`` rows.
+
+    Output row r of a window op (conv, depthwise, pool) with VALID padding in height, filter
+    height kh and stride sh reads input rows [r*sh, r*sh + kh). If its input moved up by s rows
+    (s a multiple of sh) and s new rows were appended, row r now reads exactly what row r + s/sh
+    read before whenever r*sh + kh <= H_in - s, so those rows are the previous output moved up
+    by s/sh rows; only rows from ``row0 = ceil((H_in - s - kh + 1) / sh)`` on are computed. The
+    output then moves by s/sh rows, and the next op may stream from it in turn. SAME padding in
+    height, or a stride that does not divide the shift, ends the chain for that tensor.
+    """
+    if rows <= 0:
+        return {}
+    shifts = {graph.input: rows}
+    steps: dict[int, StreamStep] = {}
+    for i, (op, call) in enumerate(zip(graph.ops, calls, strict=True)):
+        s_in = shifts.get(op.inputs[0]) if op.inputs else None
+        if not s_in or call.fn not in _STREAM_FNS:
+            continue
+        o = op.options
+        ih = int(graph.tensors[op.inputs[0]].shape[1])
+        out_shape = graph.tensors[op.outputs[0]].shape
+        oh = int(out_shape[1])
+        if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            kh = int(graph.tensors[op.inputs[1]].shape[1])
+        else:
+            kh = int(o.filterHeight)
+        sh = int(o.strideH)
+        if _pad(o.padding, sh, ih, kh, oh) != 0 or s_in % sh:
+            continue
+        s_out = s_in // sh
+        if s_out >= oh:
+            continue
+        row0 = min(max(0, -(-(ih - s_in - kh + 1) // sh)), oh - s_out)
+        steps[i] = StreamStep(row0, s_out, oh, int(np.prod(out_shape[2:])))
+        shifts[op.outputs[0]] = s_out
+    return steps
 
 
 def plan_arena(
@@ -163,8 +233,13 @@ def compile_tflite(
     sha256: str | None = None,
     name: str | None = None,
     any_input: bool = False,
+    stream_rows: int = STREAM_ROWS,
 ) -> CompiledModel:
     """Compile ``model_path`` into ``out_dir/<prefix>_model_data.{c,h}``.
+
+    ``stream_rows`` is the input shift es_model_invoke_stream is compiled for (0: none; see
+    ``plan_stream``). Ops that stream keep their output between calls, so the planner gives
+    their buffers the whole invocation: nothing else shares their bytes.
 
     ``any_input`` accepts any int8 input shape (tests compile one-op models with it): the
     input is then ``frames`` = dimension 1 (1 for a 2-D input) by ``bins`` = the rest.
@@ -185,6 +260,13 @@ def compile_tflite(
         raise CompileError(
             f"{model_path}: model has {outputs} outputs but {len(labels)} labels {labels}"
         )
+    if stream_rows < 0:
+        raise CompileError(f"stream_rows must be >= 0, got {stream_rows}")
+    streamed = plan_stream(graph, emitted.calls, stream_rows)
+    for i in streamed:
+        out_root = emitted.root.get(graph.ops[i].outputs[0], graph.ops[i].outputs[0])
+        emitted.first[out_root] = 0
+        emitted.last[out_root] = len(graph.ops)
     plan, arena, peak = plan_arena(emitted.sizes, emitted.first, emitted.last)
     offsets = {b.root: b.offset for b in plan}
     out_dir = Path(out_dir)
@@ -207,6 +289,8 @@ def compile_tflite(
         "sha256": sha,
         "arena": arena,
         "name": name or model_path.stem,
+        "stream_rows": stream_rows if streamed else 0,
+        "streamed": streamed,
     }
     h_text = _header(prefix, stem, banner, info, emitted)
     c_text = _source(prefix, stem, banner, info, emitted, offsets, graph)
@@ -215,9 +299,11 @@ def compile_tflite(
     h_path.write_text(h_text)
     c_path.write_text(c_text)
     _LOGGER.info(
-        "compiled %s: %d ops, arena %d bytes (live peak %d), const data %d bytes -> %s",
+        "compiled %s: %d ops (%d streamed), arena %d bytes (live peak %d), const data %d bytes "
+        "-> %s",
         model_path.name,
         len(emitted.calls),
+        len(streamed),
         arena,
         peak,
         emitted.const_bytes,
@@ -232,6 +318,8 @@ def compile_tflite(
         [c.op for c in emitted.calls],
         emitted.const_bytes,
         outputs,
+        streamed=streamed,
+        stream_rows=info["stream_rows"],
     )
 
 
@@ -269,6 +357,8 @@ def _header(prefix: str, stem: str, banner: str, info: dict[str, Any], em: Any) 
         lines += [
             f"extern const EsModelInfo {ident(prefix + '_model_info')};",
             f"EsStatus {ident(prefix + '_model_invoke')}(const int8_t *input, int8_t *output);",
+            f"EsStatus {ident(prefix + '_model_invoke_stream')}"
+            "(const int8_t *input, int8_t *output);",
             "",
         ]
     lines += [f"#endif /* {guard} */", ""]
@@ -327,30 +417,44 @@ def _source(
         f"    .output_zero_point = {info['output_zero_point']},",
         f'    .sha256 = "{info["sha256"]}",',
         f"    .arena_bytes = {info['arena']}u,",
+        f"    .stream_rows = {info['stream_rows']},",
+        f"    .streamed_ops = {len(info['streamed'])}u,",
         "};",
         "",
-        f"EsStatus {ident(prefix + '_model_invoke')}(const int8_t *input, int8_t *output)",
+        "/* stream: the input is the previous call's, moved up by .stream_rows rows (es_model.h) */",
+        "static EsStatus run_schedule(const int8_t *input, int8_t *output, int stream)",
         "{",
         *(
             [f"    int8_t *const arena = {arena_id}.bytes;", "    EsStatus st;"]
             if any(c.fn is not None for c in em.calls)
             else [f"    (void){arena_id};  /* no kernel calls: the output aliases the input */"]
         ),
+        *([] if info["streamed"] else ["    (void)stream;  /* no op streams */"]),
         "    if (input == NULL || output == NULL) {",
         "        return ES_ERR_ARG;",
         "    }",
     ]
-    for call in em.calls:
+    for i, call in enumerate(em.calls):
+        step = info["streamed"].get(i)
         lines.append(f"    /* {call.comment} */")
         if call.fn is None:
             continue
-        args = (
-            [call.params]
-            + [_loc(a, graph, em, offsets) if isinstance(a, int) else a for a in call.args]
-            + [_loc(call.output, graph, em, offsets)]
-        )
+        args = [_loc(a, graph, em, offsets) if isinstance(a, int) else a for a in call.args]
+        out = _loc(call.output, graph, em, offsets)
+        if step is None:
+            lines.append(f"    st = {call.fn}({', '.join([call.params, *args, out])});")
+        else:
+            keep = (step.rows - step.shift) * step.row_bytes
+            lines += [
+                f"    /* streamed: rows {step.row0}..{step.rows - 1} computed, the rest moved up "
+                f"{step.shift} row(s) */",
+                "    if (stream) {",
+                f"        memmove({out}, {out} + {step.shift * step.row_bytes}, {keep}u);",
+                "    }",
+                f"    st = {_STREAM_FNS[call.fn]}("
+                f"{', '.join([call.params, f'stream ? {step.row0} : 0', *args, out])});",
+            ]
         lines += [
-            f"    st = {call.fn}({', '.join(args)});",
             "    if (st != ES_OK) {",
             "        return st;",
             "    }",
@@ -361,20 +465,42 @@ def _source(
         "    return ES_OK;",
         "}",
         "",
+        f"EsStatus {ident(prefix + '_model_invoke')}(const int8_t *input, int8_t *output)",
+        "{",
+        "    return run_schedule(input, output, 0);",
+        "}",
+        "",
+        f"EsStatus {ident(prefix + '_model_invoke_stream')}(const int8_t *input, int8_t *output)",
+        "{",
+        "    return run_schedule(input, output, 1);",
+        "}",
+        "",
     ]
     return "\n".join(lines)
 
 
-def compile_bundle(path: str | Path, out_dir: str | Path | None, prefix: str) -> CompiledModel:
+def compile_bundle(
+    path: str | Path, out_dir: str | Path | None, prefix: str, stream_rows: int = STREAM_ROWS
+) -> CompiledModel:
     """Compile a bundle's int8 model; ``out_dir`` defaults to ``<bundle>/c``."""
     b = bundle_mod.load_bundle(path)
     out = Path(out_dir) if out_dir is not None else b.path / "c"
-    return compile_tflite(b.model_path, out, b.labels, prefix, b.sha256, b.name)
+    return compile_tflite(
+        b.model_path, out, b.labels, prefix, b.sha256, b.name, stream_rows=stream_rows
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    m = compile_bundle(args.bundle, args.out, args.prefix)
+    m = compile_bundle(args.bundle, args.out, args.prefix, args.stream_rows)
     print(f"ops: {' '.join(m.ops)}")
+    if m.streamed:
+        print(
+            f"streamed ({m.stream_rows} input rows per block): "
+            + ", ".join(f"op {i} {m.ops[i]} rows {st.row0}..{st.rows - 1} of {st.rows}"
+                        for i, st in m.streamed.items())
+        )
+    else:
+        print("streamed: none (every block runs the whole model)")
     print(
         f"arena: {m.arena_bytes} bytes (live peak {m.peak_live_bytes}); "
         f"const data: {m.weight_bytes} bytes"
@@ -398,6 +524,15 @@ def add_parser(sub: Any) -> None:
         "--prefix",
         default="es",
         help="C identifier prefix of the generated symbols and files (default: es)",
+    )
+    p.add_argument(
+        "--stream-rows",
+        type=int,
+        default=STREAM_ROWS,
+        metavar="N",
+        help="input rows (spectrogram frames) one firmware block adds; ops whose output rows "
+        "can be reused across blocks are compiled to compute only the new rows in "
+        f"es_model_invoke_stream; 0 turns streaming off (default: {STREAM_ROWS})",
     )
     p.set_defaults(func=run)
 

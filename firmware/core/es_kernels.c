@@ -198,13 +198,15 @@ static int32_t max32(int32_t a, int32_t b) { return a > b ? a : b; }
 static int32_t min32(int32_t a, int32_t b) { return a < b ? a : b; }
 
 /* Plain CONV_2D: any size; taps clipped per output row and column, no per-tap checks. */
-static void conv_generic(const EsConvParams *p, const int8_t *input, int8_t *output)
+static void conv_generic(const EsConvParams *p, int32_t row0, const int8_t *input,
+                         int8_t *output)
 {
     const int32_t in_c = p->in.c;
     const int32_t k_row = p->kw * in_c;
     const int32_t k_all = p->kh * k_row;
     const int32_t off = p->input_offset;
-    for (int32_t oy = 0; oy < p->out.h; oy++) {
+    output += (size_t)row0 * (size_t)p->out.w * (size_t)p->out.c;
+    for (int32_t oy = row0; oy < p->out.h; oy++) {
         const int32_t y0 = oy * p->stride_h - p->pad_h;
         const int32_t ky0 = max32(0, -y0);
         const int32_t ky1 = min32(p->kh, p->in.h - y0);
@@ -277,13 +279,14 @@ static void gather_patch(const EsConvParams *p, const int8_t *input, int32_t y0,
 }
 
 /* CONV_2D with filter_x4: im2col per output pixel, 4 output channels per pass. */
-static void conv_patch(const EsConvParams *p, const int32_t *filter_x4, const int8_t *input,
-                       int8_t *output)
+static void conv_patch(const EsConvParams *p, const int32_t *filter_x4, int32_t row0,
+                       const int8_t *input, int8_t *output)
 {
     int32_t patch[ES_CONV_PATCH_MAX];
     const int32_t k_all = p->kh * p->kw * p->in.c;
     const int32_t out_c = p->out.c;
-    for (int32_t oy = 0; oy < p->out.h; oy++) {
+    output += (size_t)row0 * (size_t)p->out.w * (size_t)out_c;
+    for (int32_t oy = row0; oy < p->out.h; oy++) {
         const int32_t y0 = oy * p->stride_h - p->pad_h;
         for (int32_t ox = 0; ox < p->out.w; ox++) {
             gather_patch(p, input, y0, ox * p->stride_w - p->pad_w, patch);
@@ -301,17 +304,27 @@ static void conv_patch(const EsConvParams *p, const int32_t *filter_x4, const in
     }
 }
 
-EsStatus es_conv2d_s8(const EsConvParams *p, const int8_t *input, int8_t *output)
+EsStatus es_conv2d_rows_s8(const EsConvParams *p, int32_t row0, const int8_t *input,
+                           int8_t *output)
 {
     EsStatus st = check_conv(p, input, output);
     if (st != ES_OK) {
         return st;
     }
-    conv_generic(p, input, output);
+    if (row0 < 0 || row0 > p->out.h) {
+        return ES_ERR_RANGE;
+    }
+    conv_generic(p, row0, input, output);
     return ES_OK;
 }
 
-EsStatus es_conv2d_x4_s8(const EsConvX4Params *p, const int8_t *input, int8_t *output)
+EsStatus es_conv2d_s8(const EsConvParams *p, const int8_t *input, int8_t *output)
+{
+    return es_conv2d_rows_s8(p, 0, input, output);
+}
+
+EsStatus es_conv2d_x4_rows_s8(const EsConvX4Params *p, int32_t row0, const int8_t *input,
+                              int8_t *output)
 {
     if (p == NULL || p->filter_x4 == NULL) {
         return ES_ERR_ARG;
@@ -320,18 +333,33 @@ EsStatus es_conv2d_x4_s8(const EsConvX4Params *p, const int8_t *input, int8_t *o
     if (st != ES_OK) {
         return st;
     }
-    if ((int64_t)p->conv.kh * p->conv.kw * p->conv.in.c > ES_CONV_PATCH_MAX) {
+    if ((int64_t)p->conv.kh * p->conv.kw * p->conv.in.c > ES_CONV_PATCH_MAX || row0 < 0 ||
+        row0 > p->conv.out.h) {
         return ES_ERR_RANGE;
     }
-    conv_patch(&p->conv, p->filter_x4, input, output);
+    conv_patch(&p->conv, p->filter_x4, row0, input, output);
     return ES_OK;
+}
+
+EsStatus es_conv2d_x4_s8(const EsConvX4Params *p, const int8_t *input, int8_t *output)
+{
+    return es_conv2d_x4_rows_s8(p, 0, input, output);
 }
 
 EsStatus es_depthwise_conv2d_s8(const EsConvParams *p, const int8_t *input, int8_t *output)
 {
+    return es_depthwise_conv2d_rows_s8(p, 0, input, output);
+}
+
+EsStatus es_depthwise_conv2d_rows_s8(const EsConvParams *p, int32_t row0, const int8_t *input,
+                                     int8_t *output)
+{
     EsStatus st = check_conv(p, input, output);
     if (st != ES_OK) {
         return st;
+    }
+    if (row0 < 0 || row0 > p->out.h) {
+        return ES_ERR_RANGE;
     }
     if (p->depth_multiplier <= 0 || p->out.c != p->in.c * p->depth_multiplier) {
         return ES_ERR_SHAPE;
@@ -341,7 +369,8 @@ EsStatus es_depthwise_conv2d_s8(const EsConvParams *p, const int8_t *input, int8
     const int32_t dm = p->depth_multiplier;
     const int32_t off = p->input_offset;
     const size_t in_row = (size_t)p->in.w * (size_t)in_c;
-    for (int32_t oy = 0; oy < p->out.h; oy++) {
+    output += (size_t)row0 * (size_t)p->out.w * (size_t)out_c;
+    for (int32_t oy = row0; oy < p->out.h; oy++) {
         const int32_t y0 = oy * p->stride_h - p->pad_h;
         const int32_t ky0 = max32(0, -y0);
         const int32_t ky1 = min32(p->kh, p->in.h - y0);
@@ -464,15 +493,20 @@ static int32_t window_max(const int8_t *in, int32_t rows, int32_t cols, int32_t 
     return acc;
 }
 
-static EsStatus pool(const EsPoolParams *p, const int8_t *input, int8_t *output, int average)
+static EsStatus pool(const EsPoolParams *p, int32_t row0, const int8_t *input, int8_t *output,
+                     int average)
 {
     EsStatus st = check_pool(p, input, output);
     if (st != ES_OK) {
         return st;
     }
+    if (row0 < 0 || row0 > p->out.h) {
+        return ES_ERR_RANGE;
+    }
     const int32_t in_c = p->in.c;
     const size_t in_row = (size_t)p->in.w * (size_t)in_c;
-    for (int32_t oy = 0; oy < p->out.h; oy++) {
+    output += (size_t)row0 * (size_t)p->out.w * (size_t)in_c;
+    for (int32_t oy = row0; oy < p->out.h; oy++) {
         const int32_t y0 = oy * p->stride_h - p->pad_h;
         const int32_t fy0 = max32(0, -y0);
         const int32_t fy1 = min32(p->fh, p->in.h - y0);
@@ -501,12 +535,24 @@ static EsStatus pool(const EsPoolParams *p, const int8_t *input, int8_t *output,
 
 EsStatus es_max_pool2d_s8(const EsPoolParams *p, const int8_t *input, int8_t *output)
 {
-    return pool(p, input, output, 0);
+    return pool(p, 0, input, output, 0);
 }
 
 EsStatus es_avg_pool2d_s8(const EsPoolParams *p, const int8_t *input, int8_t *output)
 {
-    return pool(p, input, output, 1);
+    return pool(p, 0, input, output, 1);
+}
+
+EsStatus es_max_pool2d_rows_s8(const EsPoolParams *p, int32_t row0, const int8_t *input,
+                               int8_t *output)
+{
+    return pool(p, row0, input, output, 0);
+}
+
+EsStatus es_avg_pool2d_rows_s8(const EsPoolParams *p, int32_t row0, const int8_t *input,
+                               int8_t *output)
+{
+    return pool(p, row0, input, output, 1);
 }
 
 /* ---- resizing ------------------------------------------------------------------------------ */

@@ -191,4 +191,22 @@ EsStatus es_binary_s8(const EsBinaryParams *p, const int8_t *input1, const int8_
                       int8_t *output);
 EsStatus es_requantize_s8(const EsRequantizeParams *p, const int8_t *input, int8_t *output);
 
+/*
+ * Streaming variants: compute only output rows [row0, out.h) of the full output tensor (rows
+ * before row0 are left as they are); row0 = 0 is the plain kernel. The compiled model's
+ * es_model_invoke_stream moves a layer's output up by the rows one block shifts it, then calls
+ * these for the rows whose input window reaches the new input rows (docs/compiler.md).
+ * ES_ERR_RANGE: row0 outside 0..out.h.
+ */
+EsStatus es_conv2d_rows_s8(const EsConvParams *p, int32_t row0, const int8_t *input,
+                           int8_t *output);
+EsStatus es_conv2d_x4_rows_s8(const EsConvX4Params *p, int32_t row0, const int8_t *input,
+                              int8_t *output);
+EsStatus es_depthwise_conv2d_rows_s8(const EsConvParams *p, int32_t row0, const int8_t *input,
+                                     int8_t *output);
+EsStatus es_max_pool2d_rows_s8(const EsPoolParams *p, int32_t row0, const int8_t *input,
+                               int8_t *output);
+EsStatus es_avg_pool2d_rows_s8(const EsPoolParams *p, int32_t row0, const int8_t *input,
+                               int8_t *output);
+
 #endif /* ES_KERNELS_H */

@@ -37,6 +37,8 @@ typedef struct {
     int32_t output_zero_point;  /* output quantisation zero point */
     const char *sha256;         /* sha256 of the .tflite the model was compiled from (hex) */
     uint32_t arena_bytes;       /* static arena the model uses (planned peak, bytes) */
+    int16_t stream_rows;        /* input rows one es_model_invoke_stream step shifts (0: none) */
+    uint16_t streamed_ops;      /* ops whose earlier rows es_model_invoke_stream reuses */
 } EsModelInfo;
 
 extern const EsModelInfo es_model_info;
@@ -46,5 +48,16 @@ extern const EsModelInfo es_model_info;
  * int8. Returns ES_ERR_ARG for NULL pointers, else ES_OK. Not reentrant (one static arena).
  */
 EsStatus es_model_invoke(const int8_t *input, int8_t *output);
+
+/*
+ * Run the model on an input that is the input of the previous call (to either function) moved
+ * up by stream_rows rows, with stream_rows new rows at the bottom — the firmware's rolling
+ * spectrogram after one block. Gives exactly es_model_invoke's output on that input, computing
+ * only what the new rows change: each streamed op's output keeps the rows of the previous call,
+ * moved up, and recomputes the rest (docs/compiler.md). With stream_rows 0 it is
+ * es_model_invoke. Calling it after anything else (a first call, a different input) gives wrong
+ * outputs: the caller makes the first call with es_model_invoke.
+ */
+EsStatus es_model_invoke_stream(const int8_t *input, int8_t *output);
 
 #endif /* ES_MODEL_H */

@@ -9,6 +9,9 @@ static EsStatus check_model(const EsDetectorConfig *cfg)
     if (m->input_frames != ES_FRAMES || m->input_bins != ES_BINS) {
         return ES_ERR_SHAPE;
     }
+    if (m->stream_rows != 0 && m->stream_rows != ES_FRAMES_PER_BLOCK) {
+        return ES_ERR_SHAPE; /* compiled for another block size: earshot-train compile --stream-rows */
+    }
     if (m->n_labels != cfg->n_labels || m->n_labels > ES_DETECTOR_MAX_LABELS) {
         return ES_ERR_SHAPE;
     }
@@ -91,7 +94,9 @@ EsStatus es_pipeline_push_block(EsPipeline *p, const int16_t block[ES_BLOCK], ui
     if (st != ES_OK) {
         return st;
     }
-    st = es_model_invoke(p->input, p->output);
+    /* after the first block the input is the previous one moved up by one block's frames */
+    st = p->blocks == 0 ? es_model_invoke(p->input, p->output)
+                        : es_model_invoke_stream(p->input, p->output);
     if (st != ES_OK) {
         return st;
     }

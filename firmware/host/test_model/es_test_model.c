@@ -57,3 +57,9 @@ EsStatus es_model_invoke(const int8_t *input, int8_t *output)
     output[1] = (int8_t)(best - 128);
     return ES_OK;
 }
+
+/* No state between calls: the streaming entry point is the plain one. */
+EsStatus es_model_invoke_stream(const int8_t *input, int8_t *output)
+{
+    return es_model_invoke(input, output);
+}
