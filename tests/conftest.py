@@ -12,7 +12,7 @@ Fixtures
 ``synth_root``     folder with ``keywords/`` (Speech Commands layout, plus ``FILLERS`` clips of
                    each of ten non-keywords) and ``alarm/``.
 ``pi_bundle``      Pi bundle (stft + simple_audio) trained on the keywords.
-``rp2040_bundle``  RP2040 bundle (q15 + rp2040_seed, int8) trained on the keywords.
+``rp2040_bundle``  RP2040 bundle (q15 + stream_cnn, the MCU default, int8) trained on the keywords.
 ``alarm_bundles``  ``{"pi": path, "rp2040": path}``: binary smoke-alarm detectors
                    transfer-learned from the two keyword bundles.
 
@@ -158,7 +158,7 @@ def pi_bundle(keyword_bundles: dict[str, Path]) -> Path:
 
 @pytest.fixture(scope="session")
 def rp2040_bundle(keyword_bundles: dict[str, Path]) -> Path:
-    """RP2040 bundle (q15 front end, rp2040_seed, full int8) trained on the synthetic keywords."""
+    """RP2040 bundle (q15 front end, stream_cnn, full int8) trained on the synthetic keywords."""
     return keyword_bundles["rp2040"]
 
 

@@ -7,7 +7,7 @@ path the daemon and, for q15, the firmware share), fit the architecture, export 
 through ``daemon.inference.Classifier`` (int8 input via ``q15_to_int8`` for RP2040 bundles) to
 pick thresholds and record test metrics in the manifest.
 
-Defaults: ``pi`` = ``stft`` + ``simple_audio``; ``rp2040`` = ``q15`` + ``rp2040_seed``.
+Defaults: ``pi`` = ``stft`` + ``simple_audio``; ``rp2040`` = ``q15`` + ``stream_cnn``.
 
 Transfer learning (``--transfer-from BUNDLE --positive LABEL``), as in the Arm RP2040 tutorial:
 the base bundle's ``model.keras`` loses its head for a one-unit sigmoid (labels
@@ -86,6 +86,8 @@ class TrainSettings:
     """Label subset, or None for every folder."""
     unknown: bool = False
     """Add an ``_unknown_`` class from the other labels."""
+    unknown_share: float = 1.0
+    """``_unknown_`` clips kept per split, as a multiple of the mean known class."""
     silence: bool = False
     """Add a ``_silence_`` class from background noise."""
     epochs: int = 30
@@ -130,7 +132,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--arch",
         choices=sorted(models.ARCHITECTURES),
-        help="architecture (default: simple_audio for pi, rp2040_seed for rp2040)",
+        help=f"architecture (default: {models.DEFAULT_ARCH['pi']} for pi, "
+        f"{models.DEFAULT_ARCH['rp2040']} for rp2040)",
     )
     p.add_argument(
         "--frontend",
@@ -140,6 +143,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--labels", help="comma-separated label subset (default: every folder)")
     p.add_argument("--unknown", action="store_true", help="add an _unknown_ class (default: off)")
     p.add_argument("--silence", action="store_true", help="add a _silence_ class (default: off)")
+    p.add_argument("--unknown-share", type=float, default=1.0, metavar="X",
+                   help="with --unknown: keep up to X times the mean known class's clip count "
+                        "of _unknown_ clips per split (default: 1.0)")  # fmt: skip
     p.add_argument("--epochs", type=int, default=30, help="max epochs per phase (default: 30)")
     p.add_argument("--batch-size", type=int, default=32, help="clips per step (default: 32)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -174,6 +180,8 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.augment_copies < 0:
         raise ValueError(f"--augment-copies must be >= 0, got {args.augment_copies}")
+    if not args.unknown_share > 0:
+        raise ValueError(f"--unknown-share must be > 0, got {args.unknown_share}")
     if (args.transfer_from is None) != (args.positive is None):
         raise ValueError("--transfer-from and --positive go together")
     if not args.data.is_dir():
@@ -190,6 +198,7 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
         frontend=args.frontend,
         labels=labels,
         unknown=args.unknown,
+        unknown_share=args.unknown_share,
         silence=args.silence,
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -250,6 +259,7 @@ def _load(settings: TrainSettings, labels: tuple[str, ...] | None):  # type: ign
         settings.data,
         labels=list(labels) if labels else None,
         unknown=settings.unknown,
+        unknown_share=settings.unknown_share,
         silence=settings.silence,
         seed=settings.seed,
         val_percent=VAL_PERCENT,
@@ -297,6 +307,7 @@ def training_summary(
         "label_subset": list(settings.labels) if settings.labels else None,
         "dataset_labels": list(ds.labels),
         "unknown": settings.unknown,
+        "unknown_share": settings.unknown_share,
         "silence": settings.silence,
         "seed": settings.seed,
         "val_percent": VAL_PERCENT,
