@@ -12,10 +12,12 @@ every optimisation level (``-O2`` and ``-Os``):
    feed 1 s of real audio block by block through ``es_image_run`` (= es_pipeline_push_block),
    and trace the last block instruction by instruction.
 3. Split that block into front end (4 frames: es_frontend_push_block, the int8 quantisation and
-   the input shift), inference (es_model_invoke) and the rest (detector, glue); count
+   the input shift), inference (es_model_invoke_stream: the steady state, where streamed ops
+   compute only their newest rows, see docs/compiler.md) and the rest (detector, glue); count
    instructions and estimate cycles with the Cortex-M0+ model; milliseconds at 125 MHz.
 4. Check the emulated run against the host build on the same stream: the int8 model input equals
-   ``es_host --input``, and the model's int8 output equals the host-compiled model's on it.
+   ``es_host --input``, and the model's streamed int8 output equals the host-compiled model's
+   whole-model (es_model_invoke) output on that input.
 5. Flash (text + data) and RAM (data + bss, which holds the arena, + measured stack peak);
    soft-float helpers linked and called per block.
 
@@ -58,7 +60,8 @@ BUDGET = {"block_ms": 6.0, "flash_bytes": 64 * 1024, "ram_bytes": 48 * 1024}
 """DESIGN.md: front end + inference per 512-sample block, flash of core + model, RAM peak."""
 FRONT_END_CALLS = ("es_frontend_push_block", "es_frontend_quantize", "memmove")
 """What es_pipeline_push_block calls to turn a block into the model's new input rows."""
-INFERENCE_CALL = "es_model_invoke"
+INFERENCE_CALL = "es_model_invoke_stream"
+"""What es_pipeline_push_block calls for the model on every block after the first."""
 WARM_BLOCKS = 4
 """Silent blocks es_size_image.c's main pushes before ours."""
 AUDIO_BLOCKS = 32
@@ -118,7 +121,7 @@ class Result:
     front_end: Phase
     """4 frames: FFTs, magnitudes, int8 quantisation, input shift."""
     inference: Phase
-    """es_model_invoke."""
+    """es_model_invoke_stream (the steady-state block)."""
     other: Phase
     """Detector and loop glue."""
     total: Phase
@@ -139,6 +142,8 @@ class Result:
     """The model's planned arena (inside bss)."""
     stack_bytes: int
     """Deepest stack use during the block."""
+    streamed_ops: int
+    """Ops of the model that compute only their newest output rows per block."""
     soft_float_linked: list[str]
     """Soft-float helpers present in the image."""
     soft_float_reachable: list[str]
@@ -302,6 +307,8 @@ class Emulated:
     """The int8 output it wrote."""
     arena_bytes: int
     """es_model_info.arena_bytes."""
+    streamed_ops: int
+    """es_model_info.streamed_ops: ops computing only their newest rows per block."""
 
 
 def emulate(machine: cm0plus.Machine, blocks: np.ndarray) -> Emulated:
@@ -314,6 +321,7 @@ def emulate(machine: cm0plus.Machine, blocks: np.ndarray) -> Emulated:
     info = image.symbol("es_model_info").addr
     n_out = int.from_bytes(machine.read(info + 6, 2), "little")
     arena = int.from_bytes(machine.read(info + 40, 4), "little")
+    streamed = int.from_bytes(machine.read(info + 46, 2), "little")
     for b, block in enumerate(blocks):
         machine.write(block_addr, block.astype("<i2").tobytes())
         last = b == len(blocks) - 1
@@ -324,7 +332,8 @@ def emulate(machine: cm0plus.Machine, blocks: np.ndarray) -> Emulated:
             raise cm0plus.EmulationError(f"es_image_run block {b}: status {rv & 0xFF}")
     (in_ptr, out_ptr, *_), = machine.watched
     return Emulated(cm0plus.timed(trace, machine.decoder, cm0plus.SENTINEL), stack,
-                    machine.read(in_ptr, 124 * 129), machine.read(out_ptr, n_out), arena)
+                    machine.read(in_ptr, 124 * 129), machine.read(out_ptr, n_out), arena,
+                    streamed)
 
 
 def phases(machine: cm0plus.Machine, em: Emulated) -> dict[str, cm0plus.Cost]:
@@ -421,7 +430,7 @@ def run_one(name: str, model_dir: Path, opt: str, blocks: np.ndarray) -> Result:
         calls={k[5:]: _phase(v) for k, v in parts.items() if k.startswith("call ")},
         flash_bytes=size.flash, model_flash_bytes=model_flash(map_file),
         ram_bytes=size.ram + em.stack, static_ram_bytes=size.ram, arena_bytes=em.arena_bytes,
-        stack_bytes=em.stack,
+        stack_bytes=em.stack, streamed_ops=em.streamed_ops,
         soft_float_linked=soft,
         soft_float_reachable=sorted(n for n in cm0plus.reachable(machine.image, "es_image_run")
                                     if SOFT_FLOAT.match(n)),
@@ -444,7 +453,7 @@ def run_one(name: str, model_dir: Path, opt: str, blocks: np.ndarray) -> Result:
 def timing_table(results: list[Result]) -> str:
     head = (f"{'model':<22} {'opt':<3} {'instr FE':>9} {'instr inf':>10} {'instr blk':>10} "
             f"{'cyc FE':>9} {'cyc inf':>10} {'cyc blk':>10} {'ms FE':>6} {'ms inf':>7} "
-            f"{'ms blk':>7} {'/6ms':>5} {'inf/24ms':>8} {'blk/32ms':>8} {'exact':>5}")
+            f"{'ms blk':>7} {'/6ms':>5} {'inf/24ms':>8} {'blk/32ms':>8} {'strm':>4} {'exact':>5}")
     rows = [head, "-" * len(head)]
     for r in results:
         rows.append(
@@ -453,7 +462,8 @@ def timing_table(results: list[Result]) -> str:
             f"{r.inference.cycles:>10} {r.total.cycles:>10} {r.front_end.ms:>6.2f} "
             f"{r.inference.ms:>7.2f} {r.total.ms:>7.2f} "
             f"{r.ratios['block_vs_budget_6ms']:>5.2f} {r.ratios['inference_vs_seed_24ms']:>8.3f} "
-            f"{r.ratios['block_vs_seed_limit_32ms']:>8.3f} {'yes' if r.exact else 'NO':>5}")
+            f"{r.ratios['block_vs_seed_limit_32ms']:>8.3f} {r.streamed_ops:>4} "
+            f"{'yes' if r.exact else 'NO':>5}")
     return "\n".join(rows)
 
 
@@ -535,7 +545,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print("\nper 512-sample block (32 ms of audio), Cortex-M0+ at 125 MHz "
-          "(FE = front end, 4 frames; inf = inference; blk = whole es_pipeline_push_block)")
+          "(FE = front end, 4 frames; inf = inference; blk = whole es_pipeline_push_block; "
+          "strm = ops streamed, computing only their newest rows)")
     print(timing_table(results))
     print("\nflash = text+data of core+model image; RAM = data+bss (incl. arena) + stack peak "
           "(bytes)")
