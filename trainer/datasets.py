@@ -29,9 +29,9 @@ Clip length: a shorter file is padded with zeros on both sides (the sound stays 
 longer file the 1 s centred on its loudest sample is kept (``daemon.wavio.fit_length(...,
 "loudest")``, the same default as ``earshotd classify``).
 
-``unknown=True`` maps every class not in ``labels`` to ``_unknown_``; per split at most as many
-unknown clips as the mean known class has are kept (picked by ``seed``), so it does not swamp the
-rest. ``silence=True`` adds ``_silence_`` clips, as many per split as the mean known class:
+``unknown=True`` maps every class not in ``labels`` to ``_unknown_``; per split at most
+``unknown_share`` (default 1) times as many unknown clips as the mean known class has are kept
+(picked by ``seed``), so it does not swamp the rest. ``silence=True`` adds ``_silence_`` clips, as many per split as the mean known class:
 1 s slices of the background-noise files scaled by a gain drawn from 0-0.1 (Speech Commands
 practice), or digital silence when there is no background noise. Each background file is cut in
 time into train/val/test regions (by the split percentages), so the splits share no noise.
@@ -413,12 +413,14 @@ def _quota(clips: Iterable[Clip], split: str) -> int:
     return math.ceil(sum(per_label.values()) / len(per_label)) if per_label else 0
 
 
-def _cap_unknown(known: list[Clip], unknown: list[Clip], rng: np.random.Generator) -> list[Clip]:
+def _cap_unknown(
+    known: list[Clip], unknown: list[Clip], rng: np.random.Generator, share: float = 1.0
+) -> list[Clip]:
     kept: list[Clip] = []
     for split in SPLITS:
         pool = [c for c in unknown if c.split == split]
         order = rng.permutation(len(pool))
-        kept.extend(pool[i] for i in sorted(order[: _quota(known, split)]))
+        kept.extend(pool[i] for i in sorted(order[: math.ceil(share * _quota(known, split))]))
     return kept
 
 
@@ -478,6 +480,7 @@ def load_dataset(
     test_percent: float = 10.0,
     clip_samples: int = TARGET_RATE,
     progress: bool = True,
+    unknown_share: float = 1.0,
 ) -> Dataset:
     """Scan ``root``, open every file that may be used, split and map labels (module docstring)."""
     root = Path(root)
@@ -487,6 +490,8 @@ def load_dataset(
         raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     if not (0 <= val_percent and 0 <= test_percent and val_percent + test_percent < 100):
         raise ValueError("val_percent and test_percent must be >= 0 and sum to less than 100")
+    if not unknown_share > 0:
+        raise ValueError(f"unknown_share must be > 0, got {unknown_share}")
     if layout == "auto":
         layout = detect_layout(root)
     report = LoadReport(root=str(root), layout=layout)
@@ -509,7 +514,7 @@ def load_dataset(
     rng = np.random.default_rng(seed)
     known = [c for c in good if c.source_label in wanted]
     others = [replace(c, label=UNKNOWN) for c in good if c.source_label not in wanted]
-    kept_unknown = _cap_unknown(known, others, rng) if unknown else []
+    kept_unknown = _cap_unknown(known, others, rng, unknown_share) if unknown else []
     report.not_used["over the _unknown_ cap"] = len(others) - len(kept_unknown)
     fractions = (100.0 - val_percent - test_percent, val_percent, test_percent)
     sil = _silence_clips(known, bg, fractions, clip_samples, rng) if silence else []
