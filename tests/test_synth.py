@@ -144,11 +144,11 @@ def test_synth_refuses_to_overwrite_a_folder_it_did_not_write(tmp_path: Path) ->
 
 def test_fillers_make_an_unknown_class_and_keep_the_keywords(tiny: Path, tmp_path: Path) -> None:
     _synth(tmp_path / "f", "--seed", "7", "--per-label", "2", "--speakers", "3", "--set", "keywords",
-           "--fillers", "3")
+           "--fillers", "2")
     kw, plain = tmp_path / "f" / "keywords", _digests(tiny / "keywords")
     with_fillers = _digests(kw)
     for word in synth.FILLER_WORDS:
-        assert len(list((kw / word).glob("*_nohash_*.wav"))) == 3
+        assert len(list((kw / word).glob("*_nohash_*.wav"))) == 2
     # the keyword clips are the same bytes with or without fillers
     assert {k: v for k, v in with_fillers.items() if k.split("/")[0] in synth.KEYWORDS} == {
         k: v for k, v in plain.items() if k.split("/")[0] in synth.KEYWORDS}
@@ -160,5 +160,20 @@ def test_fillers_make_an_unknown_class_and_keep_the_keywords(tiny: Path, tmp_pat
         *synth.FILLER_WORDS, synth.HOUSEHOLD_FOLDER}
     # non-speech household sounds (beeps, alarm windows, clicks) go to _unknown_ as well
     household = sorted((kw / synth.HOUSEHOLD_FOLDER).glob("*_nohash_*.wav"))
-    assert len(household) == synth.HOUSEHOLD_PER_FILLER * 3
     assert all(np.max(np.abs(read_wav(f))) > 0.001 for f in household)
+    assert len(household) == synth.household_count(2) == round(0.3 * 2 * len(synth.FILLER_WORDS))
+    # the held-out negative words of the streamed tests are in no folder of the keyword set
+    assert not {p.name for p in kw.iterdir()} & set(synth.NEGATIVE_WORDS)
+
+
+def test_filler_vocabulary_is_varied_and_holds_no_keyword_negative_or_homophone() -> None:
+    """The _unknown_ words: many, each once, none a keyword, a held-out negative word or a word
+    that sounds like a keyword; every keyword has neighbours that share its start."""
+    words = synth.FILLER_WORDS
+    assert len(words) == len(set(words)) >= 100
+    assert not set(words) & (set(synth.KEYWORDS) | set(synth.NEGATIVE_WORDS))
+    assert not set(words) & {"know", "write", "rite", "wright"}  # = "no", "right"
+    neighbours = {"yes": "ye", "no": "no", "up": "u", "down": "do", "left": "le", "right": "ri",
+                  "go": "go", "stop": "st"}  # fmt: skip
+    for keyword, start in neighbours.items():
+        assert sum(w.startswith(start) for w in words) >= 2, keyword

@@ -9,9 +9,11 @@
   random offset, and gets a faint white-noise floor. ``validation_list.txt`` and
   ``testing_list.txt`` put 10 % of the speakers each in val and test. ``_background_noise_/``
   holds 15 s of white, pink, brown and hum+fan noise. ``--fillers N`` adds N clips of each of
-  ten non-keywords (Speech Commands' auxiliary words: bed, bird, cat, ...) in folders of their
-  own, and 3N non-speech household sounds (beeps, alarm windows, clicks) in ``household/``,
-  for an ``_unknown_`` class (``earshot-train train --labels yes,no,... --unknown``).
+  the ``FILLER_WORDS`` (Speech Commands' auxiliary words, neighbours of each keyword, words of
+  other shapes; over a hundred) in folders of their own, and ``HOUSEHOLD_SHARE`` as many non-speech
+  household sounds (beeps, alarm windows, clicks) in ``household/``, for an ``_unknown_`` class
+  (``earshot-train train --labels yes,no,... --unknown``). ``NEGATIVE_WORDS`` never enter the
+  keyword set: they are the held-out words a streamed test checks a keyword model rejects.
 * ``OUT/alarm/``: one folder per label. ``smoke_alarm/``: 1 s windows holding at least 80 ms of
   tone from a T3 pattern (NFPA 72 / ISO 8201: 0.5 s on, 0.5 s off, three times, then 1.5 s off)
   or a T4 pattern (NFPA 720 CO alarms: four 0.1 s beeps 0.1 s apart, then 5 s off); the tone is
@@ -53,8 +55,32 @@ FS = TARGET_RATE
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "go", "stop")
 BASE_VOICES = ("en", "en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc")
 VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m7", "f1", "f2", "f3", "f4", "f5", "croak", "klatt")
-FILLER_WORDS = ("bed", "bird", "cat", "dog", "house", "marvin", "sheila", "tree", "wow", "learn")
-"""Non-keywords for an ``_unknown_`` class (``--fillers``): Speech Commands' auxiliary words."""
+FILLER_WORDS = (
+    # Speech Commands' auxiliary words (v1 and v2), the digits that are not negatives below
+    "bed", "bird", "cat", "dog", "house", "marvin", "sheila", "tree", "wow", "learn",
+    "backward", "forward", "follow", "visual", "one", "two", "four", "five", "six", "eight", "nine",
+    # neighbours of the keywords: a shared onset, vowel or coda, so "_unknown_" is learnt where
+    # it borders each keyword (homophones such as "know" and "write" are left out: they ARE the
+    # keyword to the ear)
+    "yet", "yeah", "yell", "guess", "less", "test", "dress", "chess", "jet",
+    "note", "nose", "now", "not", "snow", "slow", "show", "low", "toe", "bone",
+    "goal", "ghost", "goat", "gold", "coat", "code", "grow", "glow", "boat", "gum", "goose",
+    "cup", "pup", "hop", "top", "bus", "but", "cut", "jump", "under", "uncle", "ugly", "oven",
+    "town", "brown", "crown", "round", "sound", "dawn", "done", "doubt", "loud", "cloud",
+    "lift", "loft", "laughed", "theft", "felt", "belt", "lent", "leaf", "let", "lap",
+    "light", "bright", "white", "ride", "ripe", "rate", "wide", "bite", "kite", "fight", "quite",
+    "step", "shop", "drop", "spot", "stock", "strap", "stamp", "star", "store", "stuff",
+    # other shapes (vowel onsets, two or three syllables, sibilants, nasals)
+    "orange", "because", "maybe", "tomorrow", "pillow", "shadow", "hero", "radio", "banana",
+    "computer", "pencil", "family", "button", "bottle", "number", "people", "little", "money",
+    "summer", "winter", "sugar", "baby", "city", "movie", "letter", "party", "robot", "silver",
+    "tiger", "ocean", "island", "always", "around", "about", "monkey", "jacket", "lemon",
+)  # fmt: skip
+"""Non-keywords for an ``_unknown_`` class (``--fillers``): Speech Commands' auxiliary words,
+words that share sounds with each keyword, and words of other shapes. None is a keyword or one
+of ``NEGATIVE_WORDS`` (tests/test_synth.py checks), and none is a near-copy of a negative word
+("even" of "evening", "rice" of "ice"): the negatives stay the held-out check that a model
+rejects words it never heard."""
 NEGATIVE_WORDS = (
     "hello", "kitchen", "coffee", "window", "music", "morning", "dinner", "weather", "garden",
     "table", "seven", "happy", "later", "paper", "water", "listen", "never", "okay",
@@ -335,8 +361,13 @@ def pick_voices(count: int, rng: np.random.Generator) -> list[Voice]:
 
 HOUSEHOLD_FOLDER = "household"
 """Folder of non-speech filler sounds in the keyword set (alarm beeps, appliance beeps, clicks)."""
-HOUSEHOLD_PER_FILLER = 3
-"""``--fillers N`` writes this many times N household clips beside the filler words."""
+HOUSEHOLD_SHARE = 0.3
+"""``--fillers N`` writes this many household clips per filler-word clip (rounded)."""
+
+
+def household_count(fillers: int) -> int:
+    """Household clips that ``--fillers fillers`` writes."""
+    return round(HOUSEHOLD_SHARE * fillers * len(FILLER_WORDS))
 
 
 def _household_clip(rng: np.random.Generator, n: int = FS) -> np.ndarray:
@@ -402,8 +433,8 @@ def synth_keywords(
     out: Path, seed: int, per_label: int, speakers: int, workers: int = 2, fillers: int = 0
 ) -> None:
     """Write the keyword set (Speech Commands layout) to ``out``; ``fillers`` clips of each of
-    ``FILLER_WORDS`` go in folders of their own, plus ``3 * fillers`` non-speech household
-    sounds in ``household/`` (train with ``--labels ... --unknown``)."""
+    ``FILLER_WORDS`` go in folders of their own, plus ``household_count(fillers)`` non-speech
+    household sounds in ``household/`` (train with ``--labels ... --unknown``)."""
     _fresh(out)
     voices = pick_voices(speakers, np.random.default_rng((seed, 1)))
     jobs: list[tuple[Path, Callable[[], np.ndarray]]] = []
@@ -419,7 +450,7 @@ def synth_keywords(
             files.setdefault(voice.speaker, []).append(rel)
             rng = np.random.default_rng((seed, stream, w, i))
             jobs.append((out / rel, functools.partial(_keyword_clip, word, voice, rng)))
-    for i in range(HOUSEHOLD_PER_FILLER * fillers):
+    for i in range(household_count(fillers)):
         # Non-speech sounds for _unknown_ too: a keyword model that never heard a beep calls
         # an alarm "yes" (seen in the streamed end-to-end test before this).
         voice = voices[i % len(voices)]
@@ -538,8 +569,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="distinct espeak-ng voice/pitch speakers (default: 20)")  # fmt: skip
     p.add_argument("--workers", type=int, default=2, help="parallel espeak-ng calls (default: 2)")
     p.add_argument("--fillers", type=int, default=0, metavar="N",
-                   help="keywords set: N clips of each of 10 non-keywords, one folder per word, "
-                        "and 3N household sounds, for an _unknown_ class (default: 0)")  # fmt: skip
+                   help=f"keywords set: N clips of each of {len(FILLER_WORDS)} non-keywords, one "
+                        f"folder per word, and {HOUSEHOLD_SHARE:g} household sounds per such clip, "
+                        "for an _unknown_ class (default: 0)")  # fmt: skip
     p.set_defaults(func=_run)
 
 
