@@ -150,13 +150,26 @@ def _normalizer(adapt: np.ndarray | None) -> Any:
     return norm
 
 
-def _stem(x, input_shape, adapt, clip_max):  # type: ignore[no-untyped-def]
-    """Optional input clipping; ``adapt`` is clipped the same way before the normaliser sees it."""
+def _stem(input_shape, adapt, clip_max):  # type: ignore[no-untyped-def]
+    """The input and optional clipping: ``(input, x, adapt)``, ``adapt`` clipped the same way
+    so a normaliser after the stem learns from what the model sees."""
+    import keras
+
+    inp = keras.Input(shape=input_shape, name="features")
+    x = inp
     if clip_max is not None:
         x = clip_input_class()(clip_max, name="clip_input")(x)
         if adapt is not None:
             adapt = np.minimum(adapt, clip_max)
-    return x, adapt
+    return inp, x, adapt
+
+
+def _resized_normalised(x, adapt):  # type: ignore[no-untyped-def]
+    """The seeds' input stage: resize to 32x32, then normalise with the resized data's stats."""
+    from keras import layers
+
+    x = layers.Resizing(32, 32, name="resize")(x)
+    return _normalizer(_resize_np(adapt, (32, 32)))(x)
 
 
 def build_simple_audio(
@@ -168,10 +181,8 @@ def build_simple_audio(
     import keras
     from keras import layers
 
-    inp = keras.Input(shape=input_shape, name="features")
-    x, adapt = _stem(inp, input_shape, adapt, clip_max)
-    x = layers.Resizing(32, 32, name="resize")(x)
-    x = _normalizer(_resize_np(adapt, (32, 32)))(x)
+    inp, x, adapt = _stem(input_shape, adapt, clip_max)
+    x = _resized_normalised(x, adapt)
     x = layers.Conv2D(32, 3, activation="relu")(x)
     x = layers.Conv2D(64, 3, activation="relu")(x)
     x = layers.MaxPooling2D()(x)
@@ -192,10 +203,8 @@ def build_rp2040_seed(
     import keras
     from keras import layers
 
-    inp = keras.Input(shape=input_shape, name="features")
-    x, adapt = _stem(inp, input_shape, adapt, clip_max)
-    x = layers.Resizing(32, 32, name="resize")(x)
-    x = _normalizer(_resize_np(adapt, (32, 32)))(x)
+    inp, x, adapt = _stem(input_shape, adapt, clip_max)
+    x = _resized_normalised(x, adapt)
     x = layers.Conv2D(8, 8, strides=2, activation="relu")(x)
     x = layers.MaxPooling2D()(x)
     x = layers.Flatten()(x)
@@ -223,8 +232,7 @@ def build_stream_cnn(
     import keras
     from keras import layers
 
-    inp = keras.Input(shape=input_shape, name="features")
-    x, _ = _stem(inp, input_shape, adapt, clip_max)
+    inp, x, _ = _stem(input_shape, adapt, clip_max)
     x = layers.Conv2D(8, (STREAM_FRAMES, 12), strides=(STREAM_FRAMES, 6), name="conv1")(x)
     x = layers.BatchNormalization(momentum=_BN_MOMENTUM, name="conv1_bn")(x)
     x = layers.ReLU(name="conv1_relu")(x)
@@ -263,8 +271,7 @@ def build_ds_cnn(
     import keras
     from keras import layers
 
-    inp = keras.Input(shape=input_shape, name="features")
-    x, adapt = _stem(inp, input_shape, adapt, clip_max)
+    inp, x, adapt = _stem(input_shape, adapt, clip_max)
     x = layers.AveragePooling2D((4, 4), name="pool_in")(x)
     x = _normalizer(_pool_np(adapt, 4))(x)
     x = layers.Conv2D(12, 3, strides=2, padding="same", use_bias=False, name="conv")(x)
