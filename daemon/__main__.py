@@ -7,9 +7,10 @@ work and exposes ``add_parser(subparsers)``, which registers it and sets ``func`
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
+
+from daemon.cli import add_commands
 
 COMMAND_MODULES = (
     "daemon.runner",       # earshotd run
@@ -29,15 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--debug", action="store_true", help="verbose logging")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name:
-                raise
-            continue  # that subsystem is not part of this build
-        module.add_parser(sub)
+    add_commands(parser, COMMAND_MODULES)
     return parser
 
 

@@ -7,9 +7,10 @@ Each subcommand lives in the module that does the work; the module exposes
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
+
+from daemon.cli import add_commands
 
 # (module, what it adds) — the order is the order `--help` lists them in.
 COMMAND_MODULES = (
@@ -36,15 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--debug", action="store_true", help="verbose logging")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name:
-                raise
-            continue  # that part of the trainer is not in this tree yet
-        module.add_parser(sub)
+    add_commands(parser, COMMAND_MODULES)
     return parser
 
 
