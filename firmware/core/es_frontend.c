@@ -6,6 +6,7 @@
 #include "arm_const_structs.h"
 #include "es_hann_q15.h"
 #include "es_kernels.h"
+#include "es_mag.h"
 #include "es_rfft256_q15.h"
 
 _Static_assert(sizeof ES_HANN_Q15 / sizeof ES_HANN_Q15[0] == ES_FFT_LEN,
@@ -43,9 +44,9 @@ EsStatus es_frontend_frame(EsFrontEnd *fe, const int16_t samples[ES_FFT_LEN], in
     arm_mult_q15(samples, ES_HANN_Q15, fe->windowed, ES_FFT_LEN);
     /* arm_rfft_q15 uses its source as scratch, hence the separate windowed buffer */
     arm_rfft_q15(&fe->rfft, fe->windowed, fe->spectrum);
-    /* bin k at [2k], [2k+1]; bin N/2 (Nyquist) real part at [N], imaginary 0 at [N+1] */
-    arm_cmplx_mag_q15(fe->spectrum, out, ES_BINS);
-    return ES_OK;
+    /* bin k at [2k], [2k+1]; bin N/2 (Nyquist) real part at [N], imaginary 0 at [N+1];
+     * es_cmplx_mag_q15 is arm_cmplx_mag_q15 to the bit, without its 64-bit multiplies */
+    return es_cmplx_mag_q15(fe->spectrum, out, ES_BINS);
 }
 
 EsStatus es_frontend_push_block(EsFrontEnd *fe, const int16_t block[ES_BLOCK],

@@ -5,6 +5,10 @@
  * release as the Python package (1.10.3), so the two agree to the bit:
  *   frame of 256 samples -> arm_mult_q15 with the periodic Hann q15 table (es_hann_q15.h)
  *   -> arm_rfft_q15 (256, forward, bit reversal on) -> arm_cmplx_mag_q15 over bins 0..128.
+ * The magnitude step is es_cmplx_mag_q15 (es_mag.h), which equals arm_cmplx_mag_q15 for every
+ * input (proven over all 2^30 + 1 values its square root can see) but needs no 64-bit
+ * multiply: on the Cortex-M0+, which has none, CMSIS's arm_sqrt_q31 was most of the block's
+ * front-end cycles. Window multiply and FFT stay CMSIS-DSP's own code.
  * Frames start every 128 samples; a 1 s clip (16000 samples) gives 124 frames x 129 bins.
  *
  * Streaming: es_frontend_push_block takes 512 new samples (32 ms) and yields the 4 frames that
