@@ -131,12 +131,6 @@ def test_match_counts_repeats_inside_an_event_and_flags_the_rest() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="known model gap, not a pipeline fault: the fixture keyword model (60 synthetic clips "
-    "per word) hears the negative word 'hello' as 'go' (0.54-0.60); every keyword is detected "
-    "within 500 ms of its end and the alarm and other negatives are clean. Open in issue 3.",
-)
 def test_keyword_bundle_detects_each_keyword_in_time_and_nothing_else(pi_bundle: Path, stream) -> None:
     check(pi_bundle, stream)
 

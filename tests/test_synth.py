@@ -162,6 +162,13 @@ def test_fillers_make_an_unknown_class_and_keep_the_keywords(tiny: Path, tmp_pat
     household = sorted((kw / synth.HOUSEHOLD_FOLDER).glob("*_nohash_*.wav"))
     assert all(np.max(np.abs(read_wav(f))) > 0.001 for f in household)
     assert len(household) == synth.household_count(2) == round(0.3 * 2 * len(synth.FILLER_WORDS))
+    # train --unknown-share: _unknown_ drawn as a multiple of a keyword's clip count per split
+    for share in (1.0, 3.0):
+        ds = load_dataset(kw, labels=list(synth.KEYWORDS), unknown=True, unknown_share=share,
+                          progress=False)  # fmt: skip
+        for split, counts in ds.report.counts.items():
+            keyword = sum(counts.get(k, 0) for k in synth.KEYWORDS) / len(synth.KEYWORDS)
+            assert counts.get("_unknown_", 0) == np.ceil(share * np.ceil(keyword)), (share, split)
     # the held-out negative words of the streamed tests are in no folder of the keyword set
     assert not {p.name for p in kw.iterdir()} & set(synth.NEGATIVE_WORDS)
 

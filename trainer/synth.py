@@ -75,6 +75,10 @@ FILLER_WORDS = (
     "computer", "pencil", "family", "button", "bottle", "number", "people", "little", "money",
     "summer", "winter", "sugar", "baby", "city", "movie", "letter", "party", "robot", "silver",
     "tiger", "ocean", "island", "always", "around", "about", "monkey", "jacket", "lemon",
+    # ending in the vowel of "no" and "go" after another consonant (a word whose last syllable
+    # IS a keyword, such as "ago" or "mango", is left out)
+    "so", "row", "though", "although", "below", "piano", "potato", "tomato", "photo", "video",
+    "studio", "solo", "elbow", "rainbow", "arrow", "meadow", "borrow",
 )  # fmt: skip
 """Non-keywords for an ``_unknown_`` class (``--fillers``): Speech Commands' auxiliary words,
 words that share sounds with each keyword, and words of other shapes. None is a keyword or one
