@@ -46,8 +46,9 @@ unsure between keywords and the words around them (see ``UNKNOWN_SHARE``)."""
 FILLERS = 1
 """Clips of each filler word (``synth --fillers``; 158 words) for the ``_unknown_`` class."""
 UNKNOWN_SHARE = 3.0
-"""``train --unknown-share``: ``_unknown_`` clips per split as a multiple of a keyword's
-(docs/daemon.md, "Words it never heard": measured shares and sizes)."""
+"""``train --unknown-share``: ``_unknown_`` clips per split as a multiple of a keyword's; with
+``FILLERS`` 1 the pool runs out first (167 of 216 training clips). docs/daemon.md, "Words it
+never heard": measured shares and sizes, and the training seed that still fails on "hello"."""
 AUGMENT_COPIES = 3
 """Augmented copies per keyword training clip (late-biased shifts, edge fragments as _unknown_):
 on the e2e stream 3 left 4 false alarms where 1 left 6."""
