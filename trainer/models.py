@@ -368,7 +368,8 @@ def binary_head(base: keras.Model) -> tuple[keras.Model, keras.Model]:
 def readapt_input(model: keras.Model, feats: np.ndarray, clip_max: float | None = None) -> None:
     """Fit the input stage to new data before transfer learning: set the ``ClipInput`` level to
     ``clip_max`` (if the model has one and it is given) and re-learn the ``normalize`` layer's
-    mean and variance from ``feats`` as they arrive at that layer (clipped, resized or pooled).
+    mean and variance from ``feats`` as they arrive at that layer (clipped, resized or pooled),
+    or, in a model without one, the first batch norm's moving statistics.
 
     A base trained on speech normalises with speech statistics; a piezo tone's q15 spectrogram
     has another level and spread, and the trunk's frozen features then barely respond to it.
@@ -381,11 +382,28 @@ def readapt_input(model: keras.Model, feats: np.ndarray, clip_max: float | None 
     try:
         norm = model.get_layer("normalize")
     except ValueError:
-        # stream_cnn has none by design: batch norm after its first conv takes the level
-        _LOGGER.info("model %s has no 'normalize' layer to re-adapt", model.name)
+        _readapt_first_batch_norm(model, feats)
         return
     upstream = keras.Model(model.inputs, norm.input)
     norm.adapt(upstream.predict(np.asarray(feats, np.float32), batch_size=64, verbose=0))
+
+
+def _readapt_first_batch_norm(model: keras.Model, feats: np.ndarray) -> None:
+    """For models without a normaliser (stream_cnn): the first batch norm plays its part, so
+    its moving mean and variance are re-estimated, per channel, from ``feats``."""
+    import keras
+    from keras import layers
+
+    bn = next((la for la in model.layers if isinstance(la, layers.BatchNormalization)), None)
+    if bn is None:
+        _LOGGER.warning("model %s has neither a 'normalize' layer nor a batch norm to re-adapt",
+                        model.name)
+        return
+    upstream = keras.Model(model.inputs, bn.input)
+    x = upstream.predict(np.asarray(feats, np.float32), batch_size=64, verbose=0)
+    axes = tuple(range(x.ndim - 1))
+    bn.moving_mean.assign(x.mean(axis=axes).astype(np.float32))
+    bn.moving_variance.assign(x.var(axis=axes).astype(np.float32))
 
 
 def clip_layer(model: keras.Model) -> Any:
