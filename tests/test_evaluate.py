@@ -23,6 +23,11 @@ def test_evaluate_writes_json_png_and_markdown(keyword_bundles: dict[str, Path],
     assert mcu["frontend"] == "q15" and set(mcu["models"]) == {"int8", "float"}
     assert mcu["int8_minus_float"] == pytest.approx(
         mcu["models"]["int8"]["accuracy"] - mcu["models"]["float"]["accuracy"], abs=1e-4)
+    # models that pick the same label on a share `agree` of the clips differ in accuracy by at
+    # most the rest
+    agree = mcu["int8_float_agreement"]
+    assert 0.5 < agree <= 1.0 and abs(mcu["int8_minus_float"]) <= 1 - agree + 1e-4
+    assert f"the same label on {agree:.1%} of the clips" in md
     for e in report["bundles"]:
         for kind, rep in e["models"].items():
             cm = rep["confusion"]
