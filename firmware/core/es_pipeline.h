@@ -4,7 +4,9 @@
  * Per block (32 ms at 16 kHz): the q15 front end yields 4 new spectrogram frames; they are
  * quantised to int8 (es_frontend_quantize with the model's input multiplier/shift/zero point)
  * and appended to the rolling int8 model input (124 x 129, oldest frame first, older frames
- * shifted out); es_model_invoke runs the compiled model; its int8 outputs become levels of 1/256
+ * shifted out); the compiled model runs on it (es_model_invoke on the first block,
+ * es_model_invoke_stream after, which recomputes only what the new frames change, exactly);
+ * its int8 outputs become levels of 1/256
  * (q + 128; for a one-output sigmoid model, labels [negative, positive] get [256 - p, p]); the
  * detector decides. Until 1 s of audio has arrived, the input holds the spectrogram of silence
  * before the stream's first sample (the front end's zero tail).
