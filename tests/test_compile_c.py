@@ -317,6 +317,60 @@ def test_streamed_schedule_equals_the_whole_model_at_every_block(
         assert_bit_exact(model, exe, xs)
 
 
+@pytest.fixture(scope="module")
+def stream_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, list[str]]]:
+    """Small models for the streaming planner: name -> (int8 model, ops expected to stream)."""
+    import keras
+    from keras import layers
+
+    out = tmp_path_factory.mktemp("stream")
+    shape = (20, 24, 1)
+    keras.utils.set_random_seed(5)
+    # every row kernel: x4 conv (stride 2 in time), depthwise, generic conv (patch 3*3*32 >
+    # 256), max pool; then a SAME conv, which does not stream but reads a streamed tensor
+    x_in = keras.Input(shape, batch_size=1)
+    x = layers.Conv2D(32, (2, 3), strides=(2, 1), activation="relu")(x_in)
+    x = layers.DepthwiseConv2D(3, activation="relu")(x)
+    x = layers.Conv2D(8, 3, activation="relu")(x)
+    x = layers.MaxPooling2D(2, strides=1)(x)
+    x = layers.Conv2D(4, 3, strides=2, padding="same")(x)
+    x = layers.Flatten()(x)
+    every = keras.Model(x_in, layers.Dense(3, activation="softmax")(x))
+    # SAME with kernel height 2 pads one row at the bottom only: its output does not simply
+    # move up with the input, so neither it nor the VALID conv after it may stream
+    x_in = keras.Input(shape, batch_size=1)
+    x = layers.Conv2D(4, (2, 3), padding="same", activation="relu")(x_in)
+    x = layers.Conv2D(4, 3, activation="relu")(x)
+    x = layers.AveragePooling2D((16, 20))(x)
+    bottom = keras.Model(x_in, layers.Dense(3, activation="softmax")(layers.Flatten()(x)))
+    return {
+        "every_kernel": (int8_tflite(every, shape, out / "every.tflite"),
+                         ["CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D", "MAX_POOL_2D"]),
+        "bottom_padding": (int8_tflite(bottom, shape, out / "bottom.tflite"), []),
+    }
+
+
+def test_streaming_planner_and_row_kernels_on_small_models(
+    stream_models: dict[str, tuple[Path, list[str]]], tmp_path: Path
+) -> None:
+    step = compile_c.STREAM_ROWS
+    for name, (model, expected) in stream_models.items():
+        compiled = compile_c.compile_tflite(model, tmp_path / name, ["a", "b", "c"], any_input=True)
+        assert [compiled.ops[i] for i in compiled.streamed] == expected, name
+        if name == "every_kernel":
+            c_text = compiled.c_path.read_text()
+            for fn in ("es_conv2d_x4_rows_s8", "es_depthwise_conv2d_rows_s8",
+                       "es_conv2d_rows_s8", "es_max_pool2d_rows_s8"):
+                assert f"{fn}(" in c_text, fn
+        exe = build_harness(tmp_path / name)
+        n_blocks = 30
+        rows = random_inputs((step, 24, 1), 20 // step + n_blocks - 1, seed=7).reshape(-1, 24, 1)
+        xs = rolling_inputs(rows, 20, step)
+        got = c_stream_outputs(exe, rows, step, 3)
+        assert np.array_equal(got, c_outputs(exe, xs)), name
+        assert_bit_exact(model, exe, xs)
+
+
 def test_op_coverage_model_is_bit_exact(coverage_model: Path, tmp_path: Path) -> None:
     compiled, exe = compile_and_build(coverage_model, tmp_path / "cov", ["x", "y", "z"])
     for op in ("RESIZE_NEAREST_NEIGHBOR", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "ADD", "MUL",

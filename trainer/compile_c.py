@@ -127,13 +127,16 @@ _STREAM_FNS = {
 def plan_stream(graph: Graph, calls: list[Call], rows: int) -> dict[int, StreamStep]:
     """Which ops' outputs can be updated row-wise when the input moves up by ``rows`` rows.
 
-    Output row r of a window op (conv, depthwise, pool) with VALID padding in height, filter
+    Output row r of a window op (conv, depthwise, pool) without padding in height, filter
     height kh and stride sh reads input rows [r*sh, r*sh + kh). If its input moved up by s rows
     (s a multiple of sh) and s new rows were appended, row r now reads exactly what row r + s/sh
-    read before whenever r*sh + kh <= H_in - s, so those rows are the previous output moved up
-    by s/sh rows; only rows from ``row0 = ceil((H_in - s - kh + 1) / sh)`` on are computed. The
-    output then moves by s/sh rows, and the next op may stream from it in turn. SAME padding in
-    height, or a stride that does not divide the shift, ends the chain for that tensor.
+    read before whenever r*sh + kh <= H_in - s; with H_out = floor((H_in - kh) / sh) + 1 that
+    holds exactly for r < H_out - s/sh. So those rows are the previous output moved up by s/sh
+    rows, only the last s/sh rows are computed, and the output moves by s/sh rows per step:
+    the next op may stream from it in turn. Any padding in height ends the chain for that
+    tensor: top padding makes the first rows read zeros where they read data before, and bottom
+    padding (SAME with an odd total puts it all there) makes the old last rows differ from the
+    rows that replace them. So does a stride that does not divide the shift.
     """
     if rows <= 0:
         return {}
@@ -152,12 +155,13 @@ def plan_stream(graph: Graph, calls: list[Call], rows: int) -> dict[int, StreamS
         else:
             kh = int(o.filterHeight)
         sh = int(o.strideH)
-        if _pad(o.padding, sh, ih, kh, oh) != 0 or s_in % sh:
+        # the VALID output height means no padding at either end (SAME pads when it is larger)
+        if ih < kh or oh != (ih - kh) // sh + 1 or s_in % sh:
             continue
         s_out = s_in // sh
         if s_out >= oh:
             continue
-        row0 = min(max(0, -(-(ih - s_in - kh + 1) // sh)), oh - s_out)
+        row0 = oh - s_out
         steps[i] = StreamStep(row0, s_out, oh, int(np.prod(out_shape[2:])))
         shifts[op.outputs[0]] = s_out
     return steps

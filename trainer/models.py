@@ -16,7 +16,7 @@ Architectures
                   124x129 spectrogram, the first striding 4 frames (one firmware block), the others
                   1 frame in time, then max-pooling over three time segments, dense n. The C
                   compiler reuses each conv's rows from the previous block, so per 32 ms block only
-                  the newest output row of each conv is computed (~30K MACs, 1/30 of the model).
+                  the newest output row of each conv is computed (~32K of its ~0.9M MACs).
 ``ds_cnn``        our small MCU model: 4x4 average pooling of the spectrogram to (31, 32),
                   normalise, conv 12 3x3 stride 2, two depthwise-separable blocks (24 and 32
                   channels, stride 2), global average pool, dense n. About 2K parameters and

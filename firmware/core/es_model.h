@@ -56,7 +56,8 @@ EsStatus es_model_invoke(const int8_t *input, int8_t *output);
  * only what the new rows change: each streamed op's output keeps the rows of the previous call,
  * moved up, and recomputes the rest (docs/compiler.md). With stream_rows 0 it is
  * es_model_invoke. Calling it after anything else (a first call, a different input) gives wrong
- * outputs: the caller makes the first call with es_model_invoke.
+ * outputs: the caller makes the first call with es_model_invoke. The kept rows live in the
+ * model's one static arena, so one input stream (one EsPipeline) drives a compiled model.
  */
 EsStatus es_model_invoke_stream(const int8_t *input, int8_t *output);
 

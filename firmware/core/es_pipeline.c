@@ -87,6 +87,9 @@ EsStatus es_pipeline_push_block(EsPipeline *p, const int16_t block[ES_BLOCK], ui
         return st;
     }
     const size_t fresh = ES_FRAMES_PER_BLOCK * ES_BINS;
+    /* from here until the model has run, its kept rows no longer match the input */
+    const bool stream = p->model_in_step;
+    p->model_in_step = false;
     memmove(p->input, p->input + fresh, ES_INPUT_SIZE - fresh);
     st = es_frontend_quantize(&p->frames[0][0], fresh, es_model_info.input_multiplier,
                               es_model_info.input_shift, es_model_info.input_zero_point,
@@ -94,12 +97,15 @@ EsStatus es_pipeline_push_block(EsPipeline *p, const int16_t block[ES_BLOCK], ui
     if (st != ES_OK) {
         return st;
     }
-    /* after the first block the input is the previous one moved up by one block's frames */
-    st = p->blocks == 0 ? es_model_invoke(p->input, p->output)
-                        : es_model_invoke_stream(p->input, p->output);
+    /* after a successful run the input is the previous one moved up by exactly one block, so
+       the model need compute only what the new frames change; otherwise (first block, or an
+       error in between) it runs whole */
+    st = stream ? es_model_invoke_stream(p->input, p->output)
+                : es_model_invoke(p->input, p->output);
     if (st != ES_OK) {
         return st;
     }
+    p->model_in_step = true;
     outputs_to_levels(p);
     p->blocks++;
     return es_detector_update(&p->det, t_ms, p->levels, es_model_info.n_labels, out, fired);

@@ -36,6 +36,7 @@ typedef struct {
     int8_t output[ES_DETECTOR_MAX_LABELS];          /* latest raw model output */
     uint16_t levels[ES_DETECTOR_MAX_LABELS];        /* latest scores, levels of 1/256 */
     uint32_t blocks;                                /* blocks processed since init */
+    bool model_in_step;  /* the model's kept rows match input moved up by one block: stream */
 } EsPipeline;
 
 /*
