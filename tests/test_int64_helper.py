@@ -180,7 +180,11 @@ def test_cortex_m0plus_build_calls_nothing_and_multiplies_exactly_in_the_emulato
 
 @pytest.mark.slow
 @needs_arm
-def test_only_the_m0plus_image_links_our_helper_instead_of_libgcc() -> None:
+def test_m0plus_image_never_links_libgcc_multiply_and_builds_our_helper_only_there() -> None:
+    """Only the M0+ image compiles es_lmul_m0.c (strictly); libgcc's __muldi3 is never linked.
+
+    Whether __aeabi_lmul itself is linked depends on the code: since es_mag.c replaced
+    arm_sqrt_q31 nothing in the block loop multiplies in 64 bits, so --gc-sections drops it."""
     m0 = fb.cross_build("cortex-m0plus")
     syms = _run(["arm-none-eabi-nm", str(m0.image)]).stdout
     # since es_mag.c replaced arm_sqrt_q31 the test model's image has no 64-bit multiply left
