@@ -323,7 +323,7 @@ def compile_tflite(
         emitted.const_bytes,
         outputs,
         streamed=streamed,
-        stream_rows=info["stream_rows"],
+        stream_rows=stream_rows if streamed else 0,
     )
 
 
