@@ -33,14 +33,16 @@ import numpy as np
 from daemon import bundle as bundle_mod
 from daemon import frontends
 
+from .models import STREAM_FRAMES
+
 _LOGGER = logging.getLogger(__name__)
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 ALIGN = 4
 """Arena offsets are multiples of this many bytes."""
-STREAM_ROWS = 4
-"""Input rows one firmware block adds to the model input (es_frontend.h ES_FRAMES_PER_BLOCK:
-512 samples / hop 128); the default shift es_model_invoke_stream is compiled for."""
+STREAM_ROWS = STREAM_FRAMES
+"""The default shift es_model_invoke_stream is compiled for: the input rows one firmware block
+adds (``trainer.models.STREAM_FRAMES``, es_frontend.h ES_FRAMES_PER_BLOCK)."""
 
 
 class CompileError(ValueError):
@@ -104,14 +106,17 @@ class CompiledModel:
 class StreamStep:
     """How one op's output is updated by es_model_invoke_stream."""
 
-    row0: int
-    """First output row recomputed; rows above it are the previous call's rows moved up."""
     shift: int
     """Output rows the op's output moves up per step (its input's shift / its time stride)."""
     rows: int
     """Output rows (H)."""
     row_bytes: int
     """Bytes per output row (W * C)."""
+
+    @property
+    def row0(self) -> int:
+        """First output row recomputed; rows above it are the previous call's rows moved up."""
+        return self.rows - self.shift
 
 
 _STREAM_FNS = {
@@ -161,8 +166,7 @@ def plan_stream(graph: Graph, calls: list[Call], rows: int) -> dict[int, StreamS
         s_out = s_in // sh
         if s_out >= oh:
             continue
-        row0 = oh - s_out
-        steps[i] = StreamStep(row0, s_out, oh, int(np.prod(out_shape[2:])))
+        steps[i] = StreamStep(s_out, oh, int(np.prod(out_shape[2:])))
         shifts[op.outputs[0]] = s_out
     return steps
 
@@ -267,6 +271,7 @@ def compile_tflite(
     if stream_rows < 0:
         raise CompileError(f"stream_rows must be >= 0, got {stream_rows}")
     streamed = plan_stream(graph, emitted.calls, stream_rows)
+    stream_rows = stream_rows if streamed else 0
     for i in streamed:
         out_root = emitted.root.get(graph.ops[i].outputs[0], graph.ops[i].outputs[0])
         emitted.first[out_root] = 0
@@ -293,7 +298,7 @@ def compile_tflite(
         "sha256": sha,
         "arena": arena,
         "name": name or model_path.stem,
-        "stream_rows": stream_rows if streamed else 0,
+        "stream_rows": stream_rows,
         "streamed": streamed,
     }
     h_text = _header(prefix, stem, banner, info, emitted)
@@ -323,7 +328,7 @@ def compile_tflite(
         emitted.const_bytes,
         outputs,
         streamed=streamed,
-        stream_rows=stream_rows if streamed else 0,
+        stream_rows=stream_rows,
     )
 
 
