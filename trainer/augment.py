@@ -246,14 +246,15 @@ def augment_batch(
     rng = np.random.default_rng(seed)
     cut_rng = np.random.default_rng((seed, 1))  # its own stream: cut=None keeps rng's draws
     total = len(X) * copies
+    cut_config = replace(config, shift_prob=0.0)  # a fragment is already placed at an edge
     for j in tqdm(
         range(total), desc="augmenting", unit="clip", disable=not progress or total < 1000
     ):
         x = X[j % len(X)]
-        if cut is not None and int(labels[j % len(X)]) in cut.labels and cut_rng.random() < cut.prob:
+        if cut is not None and int(y[j % len(X)]) in cut.labels and cut_rng.random() < cut.prob:
             x = cut_at_edge(x, float(cut_rng.uniform(*cut.keep)), bool(cut_rng.random() < 0.5))
             labels[len(X) + j] = cut.to
-            out[len(X) + j] = augment(x, rng, replace(config, shift_prob=0.0), background)
+            out[len(X) + j] = augment(x, rng, cut_config, background)
         else:
             out[len(X) + j] = augment(x, rng, config, background)
     return out, labels
