@@ -41,9 +41,10 @@ print(json.dumps({"rc": rc, "cpu_s": ru.ru_utime + ru.ru_stime, "max_rss_kb": ru
 _SEED = r"""
 import json, resource, sys
 import numpy as np
-from daemon.bundle import load_bundle
+from earshot.bundle import load_bundle
 from daemon.inference import make_interpreter
-from daemon.wavio import fit_length, read_wav
+from earshot.audio import fit_length
+from earshot.wavio import read_wav
 bundle = load_bundle(sys.argv[1]); audio = read_wav(sys.argv[2]); fe = bundle.frontend()
 win = int(2.8 * 16000)
 for start in range(0, audio.size - win + 1, win):

@@ -173,7 +173,7 @@ class Result:
 
 def spoken_audio(work: Path) -> np.ndarray:
     """A phrase spoken by espeak-ng, 16 kHz float32 (the default real audio)."""
-    from daemon.wavio import read_wav
+    from earshot.wavio import read_wav
 
     wav = work / "spoken.wav"
     cmd = ["espeak-ng", "-s", "150", "-w", str(wav), "earshot hears a smoke alarm"]
@@ -201,7 +201,7 @@ def untrained_models(work: Path, audio: np.ndarray) -> dict[str, Path]:
     """
     import keras
 
-    from daemon.frontends import create
+    from earshot.frontends import create
     from trainer import compile_c, export, models
     from trainer.train import choose_clip_max
 
@@ -272,7 +272,7 @@ def host_model_harness(model_dir: Path) -> Path:
 
 def host_reference(model_dir: Path, blocks: np.ndarray, emulated_input: bytes) -> tuple[bytes, bytes]:
     """(es_host --input after the same stream, host model output for emulated_input)."""
-    from daemon.wavio import write_wav
+    from earshot.wavio import write_wav
 
     es_host = fb.host_build(model_dir, sanitize=False).es_host
     with tempfile.TemporaryDirectory() as tmp:
@@ -511,7 +511,7 @@ def run(settings: Settings) -> list[Result]:
     """Benchmark every model at every optimisation level."""
     from tqdm import tqdm
 
-    from daemon.wavio import read_wav
+    from earshot.wavio import read_wav
 
     WORK.mkdir(parents=True, exist_ok=True)
     audio = read_wav(settings.wav) if settings.wav else spoken_audio(WORK)

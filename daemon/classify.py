@@ -11,9 +11,11 @@ import json
 import logging
 import sys
 
-from .bundle import BundleError, load_bundle
+from earshot.audio import fit_length
+from earshot.bundle import BundleError, load_bundle
+from earshot.wavio import WavError, read_wav
+
 from .inference import Classifier
-from .wavio import WavError, fit_length, read_wav
 
 _LOGGER = logging.getLogger(__name__)
 

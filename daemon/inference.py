@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from . import frontends
-from .bundle import Bundle, BundleError
+from earshot import frontends
+from earshot.bundle import Bundle, BundleError
+from earshot.quant import q15_to_int8
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class Classifier:
         if self.is_int8:
             scale, zp = self._in["quantization"]
             if isinstance(self.frontend, frontends.Q15FrontEnd):
-                x = frontends.q15_to_int8(self.frontend.native(clip), scale, zp)
+                x = q15_to_int8(self.frontend.native(clip), scale, zp)
             else:
                 f = self.frontend.features(clip)
                 x = np.clip(np.round(f / scale) + zp, -128, 127).astype(np.int8)

@@ -17,11 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from earshot.audio import SAMPLE_RATE as RATE
+from earshot.audio import fit_length
+from earshot.wavio import WavError, write_wav
+
 from . import config, serial_record
 from .config import ConfigError
 from .sources import SourceError, open_source
-from .streaming import RATE, SilenceGate, levels
-from .wavio import WavError, fit_length, write_wav
+from .streaming import SilenceGate, levels
 
 _LOGGER = logging.getLogger(__name__)
 _LABEL = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")

@@ -29,10 +29,12 @@ from typing import Any
 
 import numpy as np
 
+from earshot.bundle import Bundle, BundleError, load_bundle
+from earshot.detector import Detector
+from earshot.wavio import WavError
+
 from . import config
-from .bundle import Bundle, BundleError, load_bundle
 from .config import ConfigError, Settings
-from .detector import Detector
 from .events import Alert, JsonLinesSink, LogSink, Outputs, setup_logging
 from .notify import Notifier
 from .serial_host import (
@@ -44,7 +46,6 @@ from .serial_host import (
 )
 from .sources import AudioSource, SourceError, open_source
 from .streaming import Recogniser, detector_config
-from .wavio import WavError
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Picos as remote ears: the daemon as host of any number of boards on USB serial.
 
 One :class:`PicoLink` thread per port opens it with pyserial, asks for a hello, cuts the bytes
-into lines (``daemon.protocol.LineSplitter``, bounded memory) and hands every parsed message to
+into lines (``earshot.protocol.LineSplitter``, bounded memory) and hands every parsed message to
 a handler. A port that fails or disappears is closed and reopened with exponential backoff, so
 unplug/replug and board resets (a new HELLO) are routine, and nothing a board sends (garbage,
 other protocol versions, over-long lines) is fatal: it is counted and logged with the port, at
@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import protocol as P
+from earshot import protocol as P
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -287,7 +287,7 @@ class PicoAlerts:
     """Handler that turns board messages into Alerts for ``daemon.events.Outputs``.
 
     By default each DET line is an alert. With ``detector_for`` (labels -> a
-    ``daemon.detector.Detector`` or None) or ``detector_for_board`` (the board's Hello -> one or
+    ``earshot.detector.Detector`` or None) or ``detector_for_board`` (the board's Hello -> one or
     None; :class:`BoardDetectors`), SCORES lines go through the host's own detector with the
     local microphone's settings and DET lines are ignored for boards that got one.
     """
@@ -366,7 +366,8 @@ class BoardDetectors:
     def __call__(self, hello: P.Hello) -> Any:
         from dataclasses import replace
 
-        from .detector import Detector
+        from earshot.detector import Detector
+
         from .streaming import detector_config
 
         bundle = self.bundles.get(hello.model)
@@ -388,8 +389,8 @@ class BoardDetectors:
 
 
 def load_board_bundles(folders: list[str]) -> list[Any]:
-    """The rp2040 bundles of ``[serial] bundles`` (raises daemon.bundle.BundleError)."""
-    from .bundle import load_bundle
+    """The rp2040 bundles of ``[serial] bundles`` (raises earshot.bundle.BundleError)."""
+    from earshot.bundle import load_bundle
 
     return [load_bundle(f) for f in folders]
 

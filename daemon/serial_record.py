@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from . import protocol as P
+from earshot import protocol as P
+
 from .serial_host import open_serial
 from .sources import SourceError
 

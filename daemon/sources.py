@@ -27,11 +27,12 @@ from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 
+from earshot.audio import SAMPLE_RATE
+
 from .config import MicSettings, SourceSettings
 
 _LOGGER = logging.getLogger(__name__)
 
-RATE = 16000
 _SCALE = {"int16": 32768.0, "int32": 2147483648.0, "float32": 1.0}
 _DTYPE = {"int16": "<i2", "int32": "<i4", "float32": "<f4"}
 
@@ -63,7 +64,7 @@ class StreamingResampler:
     boundaries do not change the result (feeding 1 sample at a time equals feeding it all).
     """
 
-    def __init__(self, rate_in: int, rate_out: int = RATE, taps_per_phase: int = 24) -> None:
+    def __init__(self, rate_in: int, rate_out: int = SAMPLE_RATE, taps_per_phase: int = 24) -> None:
         import scipy.signal
 
         g = math.gcd(int(rate_in), int(rate_out))
@@ -126,7 +127,7 @@ class MicConditioner:
         self._discard = int(round(mic.discard_ms * mic.rate / 1000))
         self._dc = DcBlocker(mic.highpass_hz, mic.rate)
         self._gain = 10.0 ** (mic.gain_db / 20.0)
-        self._resampler = StreamingResampler(mic.rate, RATE)
+        self._resampler = StreamingResampler(mic.rate, SAMPLE_RATE)
 
     def process(self, data: bytes) -> np.ndarray:
         frames = np.frombuffer(data, _DTYPE[self.mic.format])
@@ -288,12 +289,12 @@ class WavSource:
     """A WAV file in chunks, paced at real time or as fast as the reader takes it."""
 
     def __init__(self, path: str, realtime: bool = True, chunk_ms: int = 50) -> None:
-        from .wavio import read_wav
+        from earshot.wavio import read_wav
 
         self.name = os.path.basename(path)
         self.overflows = 0
         self._audio = read_wav(path)
-        self._chunk = RATE * chunk_ms // 1000
+        self._chunk = SAMPLE_RATE * chunk_ms // 1000
         self._pos = 0
         self._realtime = realtime
         self._t0: float | None = None
@@ -304,7 +305,7 @@ class WavSource:
         if self._realtime:
             if self._t0 is None:
                 self._t0 = time.monotonic()
-            due = self._t0 + (self._pos + self._chunk) / RATE
+            due = self._t0 + (self._pos + self._chunk) / SAMPLE_RATE
             wait = due - time.monotonic()
             if wait > timeout:
                 time.sleep(max(0.0, timeout))
@@ -329,7 +330,7 @@ class StdinSource:
         self._fh = stream or sys.stdin.buffer
         self._frame = np.dtype(_DTYPE[src.stdin_format]).itemsize * src.stdin_channels
         self._bytes = self._frame * max(1, src.stdin_rate * chunk_ms // 1000)
-        self._resampler = StreamingResampler(src.stdin_rate, RATE)
+        self._resampler = StreamingResampler(src.stdin_rate, SAMPLE_RATE)
         self._carry = b""
 
     def read(self, timeout: float) -> np.ndarray | None:

@@ -28,10 +28,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import ConfigError, DetectorSettings, StreamSettings
-from .detector import Detection, Detector, DetectorConfig
+from earshot.audio import SAMPLE_RATE, loudest_start
+from earshot.detector import Detection, Detector, DetectorConfig
 
-RATE = 16000
+from .config import ConfigError, DetectorSettings, StreamSettings
+
 FLOOR_DBFS = -200.0
 
 
@@ -100,8 +101,7 @@ def choose_window(buffer: np.ndarray, clip: int, mode: str) -> np.ndarray:
     if mode == "sliding":
         return buffer[-clip:]
     if mode == "loudest":
-        peak = int(np.argmax(np.abs(buffer - buffer.mean())))
-        start = min(max(0, peak - clip // 2), buffer.size - clip)
+        start = loudest_start(buffer, clip)
         return buffer[start : start + clip]
     raise ValueError(f"unknown window mode {mode!r}")
 
@@ -157,8 +157,8 @@ class Recogniser:
         self.detector = detector
         self.stream = stream
         self.clip = int(classifier.bundle.manifest["clip_samples"])
-        self.hop = RATE * stream.hop_ms // 1000
-        size = max(self.clip, RATE * stream.buffer_ms // 1000)
+        self.hop = SAMPLE_RATE * stream.hop_ms // 1000
+        size = max(self.clip, SAMPLE_RATE * stream.buffer_ms // 1000)
         self.ring = RingBuffer(size if stream.window == "loudest" else self.clip)
         self.gate = SilenceGate(stream.gate_p2p_dbfs, stream.gate_rms_dbfs)
         self._next_hop = self.hop
@@ -190,7 +190,7 @@ class Recogniser:
         return out
 
     def _hop(self) -> HopResult:
-        t_ms = self.ring.total * 1000 // RATE
+        t_ms = self.ring.total * 1000 // SAMPLE_RATE
         buf = self.ring.latest(self.ring.capacity)
         window = choose_window(buf, self.clip, self.stream.window)
         p2p, rms = levels(window)

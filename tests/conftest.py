@@ -2,7 +2,7 @@
 
 They are built once through the real command line (``python -m trainer ...``) and cached under
 ``build/test-cache/<name>-<key>``, where the key hashes the data/model code of ``trainer/``,
-``daemon/frontends.py`` and the fixture's parameters, so a second pytest run (or another
+``earshot/frontends.py`` and the fixture's parameters, so a second pytest run (or another
 engineer's run on the same tree) reuses them, and any change to the code that makes them
 rebuilds them. Builds hold a file lock, so parallel runs do not race, and are written to a
 temporary folder that is renamed into place only when complete.
@@ -79,8 +79,8 @@ def code_key(params: dict) -> str:
     # retrain every fixture.
     names = ("datasets", "synth", "augment", "models", "train", "export")
     files = [REPO / "trainer" / f"{n}.py" for n in names] + [
-        REPO / "daemon" / n for n in ("frontends.py", "wavio.py", "bundle.py", "inference.py")
-    ]
+        REPO / "earshot" / n for n in ("audio.py", "frontends.py", "wavio.py", "bundle.py")
+    ] + [REPO / "daemon" / "inference.py"]
     for f in files:
         h.update(f.name.encode())
         h.update(f.read_bytes())

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io.wavfile
 
-from daemon.wavio import write_wav
+from earshot.wavio import write_wav
 
 FS = 16000
 

@@ -161,7 +161,7 @@ def test_benchmark_block_on_the_trained_model_equals_the_host_build(
     rp2040_bundle: Path, synth_root: Path, tmp_path: Path
 ) -> None:
     from bench import mcu_cycles
-    from daemon.wavio import read_wav
+    from earshot.wavio import read_wav
 
     (name, model_dir), = mcu_cycles.bundle_models((rp2040_bundle,), tmp_path).items()
     clip = sorted((synth_root / "keywords" / "yes").glob("*.wav"))[0]

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemon.bundle import BundleError, load_bundle, sha256_file, write_manifest
 from daemon.inference import Classifier
-from daemon.wavio import write_wav
+from earshot.bundle import BundleError, load_bundle, sha256_file, write_manifest
+from earshot.wavio import write_wav
 
 LABELS = ["low", "high"]
 

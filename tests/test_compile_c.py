@@ -399,9 +399,10 @@ def test_arena_is_the_planned_size_and_live_buffers_never_overlap(
 
 def test_real_inputs_through_the_cli(rp2040_bundle: Path, synth_root: Path, tmp_path: Path) -> None:
     """The trained RP2040 bundle, compiled by the CLI, on features of real synthetic clips."""
-    from daemon.bundle import load_bundle
     from daemon.inference import Classifier
-    from daemon.wavio import fit_length, read_wav
+    from earshot.audio import fit_length
+    from earshot.bundle import load_bundle
+    from earshot.wavio import read_wav
 
     out = tmp_path / "c"
     proc = subprocess.run(
@@ -438,7 +439,7 @@ def test_unsupported_op_is_refused_with_its_name(
     import keras
     from keras import layers
 
-    from daemon.bundle import sha256_file
+    from earshot.bundle import sha256_file
 
     x_in = keras.Input((124, 129, 1), batch_size=1)
     x = layers.AveragePooling2D(4)(x_in)

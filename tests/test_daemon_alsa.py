@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemon.wavio import read_wav
+from earshot.wavio import read_wav
 from tests.test_daemon_helpers import FS, earshotd, empty_config, spawn, tone_bundle, tone_stream
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.bundle import load_bundle
+from earshot.bundle import load_bundle
 from tests.test_daemon_helpers import base_args, earshotd, empty_config, write_stream
 
 LATENCY_MS = 500

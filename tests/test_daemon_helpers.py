@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from daemon.bundle import sha256_file, write_manifest
-from daemon.wavio import write_wav
+from earshot.bundle import sha256_file, write_manifest
+from earshot.wavio import write_wav
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD = REPO / "build" / "test-daemon"
@@ -142,8 +142,8 @@ def empty_config() -> Path:
 
 def test_tone_bundle_tells_the_tones_apart():
     """The helper model itself: each tone gets its label, noise and a 2 kHz tone get none."""
-    from daemon.bundle import load_bundle
     from daemon.inference import Classifier
+    from earshot.bundle import load_bundle
 
     clf = Classifier(load_bundle(tone_bundle()))
     for label in TONE_HZ:

@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 
 from daemon.events import Alert
 from daemon.oled import Layout, _font, render_alert
-from daemon.wavio import write_wav
+from earshot.wavio import write_wav
 from tests.test_daemon_helpers import (
     base_args,
     earshotd,
@@ -227,10 +227,10 @@ def test_boards_running_a_listed_bundle_are_judged_by_the_hosts_detector_from_sc
     """[serial] bundles: a board whose model sha256 is a listed bundle's gets the daemon's
     detector (bundle thresholds, [detector] rules) on its SCORES, and its DETs are ignored; a
     board with another model is trusted line by line."""
-    from daemon import protocol as P
-    from daemon.bundle import load_bundle
     from daemon.config import DetectorSettings
     from daemon.serial_host import BoardDetectors, PicoAlerts
+    from earshot import protocol as P
+    from earshot.bundle import load_bundle
 
     bundle = load_bundle(tone_bundle())  # labels _background_, low_tone, high_tone; thresholds 0.7
     alerts: list[Alert] = []

@@ -6,8 +6,6 @@ import numpy as np
 import pytest
 
 from daemon import config
-from daemon.bundle import load_bundle
-from daemon.detector import Detector, DetectorConfig
 from daemon.inference import Classifier
 from daemon.sources import DcBlocker, MicConditioner, StreamingResampler
 from daemon.streaming import (
@@ -18,6 +16,8 @@ from daemon.streaming import (
     detector_config,
     levels,
 )
+from earshot.bundle import load_bundle
+from earshot.detector import Detector, DetectorConfig
 from tests.test_daemon_helpers import FS, tone_bundle, tone_stream
 
 
@@ -111,7 +111,7 @@ def test_window_choice():
     assert choose_window(buf, FS, "loudest")[100] == 1.0
 
 
-# -- detector rules (daemon.detector, pure logic) --
+# -- detector rules (earshot.detector, pure logic) --
 
 def _det(**kw) -> Detector:
     cfg = dict(labels=("bg", "yes", "no"), thresholds=(0.5, 0.7, 0.7), average_window_ms=300,

@@ -20,7 +20,7 @@ from fixtures_data import (
     write_24bit,
 )
 
-from daemon.wavio import write_wav
+from earshot.wavio import write_wav
 from trainer.datasets import (
     SILENCE,
     SILENCE_MAX_GAIN,

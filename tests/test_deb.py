@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemon.bundle import sha256_file, write_manifest
-from daemon.wavio import write_wav
+from earshot.bundle import sha256_file, write_manifest
+from earshot.wavio import write_wav
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / "build" / "deploy-test"

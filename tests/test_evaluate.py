@@ -25,7 +25,7 @@ def test_evaluate_writes_json_png_and_markdown(keyword_bundles: dict[str, Path],
     assert mcu["int8_minus_float"] == pytest.approx(
         mcu["models"]["int8"]["accuracy"] - mcu["models"]["float"]["accuracy"], abs=1e-4)
     # the share of clips on which int8 and float pick the same label, scored again here
-    from daemon.bundle import load_bundle
+    from earshot.bundle import load_bundle
     from trainer import evaluate
 
     b = load_bundle(keyword_bundles["rp2040"])

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemon import frontends
-from daemon.bundle import load_bundle, sha256_file
 from daemon.inference import Classifier
+from earshot import frontends, quant
+from earshot.bundle import load_bundle, sha256_file
 from trainer import export, models
 
 
@@ -51,11 +51,11 @@ def test_rp2040_input_quantisation_is_the_firmware_path(rp2040_bundle: Path, syn
     assert q["zero_point"] == -128
     assert q["scale"] == pytest.approx(b.manifest["input"]["clip_max"] / 255.0, rel=1e-6)
     clf = Classifier(b)
-    from daemon.wavio import read_wav
+    from earshot.wavio import read_wav
 
     clip = read_wav(next((synth_root / "keywords" / "yes").glob("*.wav")))
     fe = frontends.Q15FrontEnd()
-    want = frontends.q15_to_int8(fe.native(clip), q["scale"], q["zero_point"])
+    want = quant.q15_to_int8(fe.native(clip), q["scale"], q["zero_point"])
     np.testing.assert_array_equal(clf.input_tensor(clip).reshape(want.shape), want)
 
 

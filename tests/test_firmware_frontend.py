@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemon import frontends, wavio
+from earshot import audio, frontends, quant, wavio
 from trainer import firmware_build as fb
 
 BLOCK = 512
@@ -54,7 +54,7 @@ def assert_bit_exact(es_host: Path, pcm: np.ndarray, tmp_path: Path) -> None:
         f"C {feat[tuple(bad[0])]} vs Python {want[tuple(bad[0])]}"
     np.testing.assert_array_equal(scratch, want)  # from scratch == streaming == Python
     # the test model's input quantisation: scale 4.0, zero point -128
-    np.testing.assert_array_equal(inp, frontends.q15_to_int8(want, 4.0, -128))
+    np.testing.assert_array_equal(inp, quant.q15_to_int8(want, 4.0, -128))
 
 
 def test_generated_tables_are_current() -> None:
@@ -106,18 +106,18 @@ def test_tones_and_sweep_bit_exact(es_host, tmp_path) -> None:
     for i, x in enumerate((tone, sweep)):
         sub = tmp_path / str(i)
         sub.mkdir()
-        assert_bit_exact(es_host, frontends.to_int16(x), sub)
+        assert_bit_exact(es_host, audio.to_int16(x), sub)
 
 
 @pytest.mark.usefixtures("espeak")
 def test_speech_bit_exact(es_host, tmp_path) -> None:
-    """Real speech: espeak-ng at 22.05 kHz, resampled to 16 kHz by daemon.wavio."""
+    """Real speech: espeak-ng at 22.05 kHz, resampled to 16 kHz by earshot.wavio."""
     raw = tmp_path / "speech22k.wav"
     subprocess.run(
         ["espeak-ng", "-w", str(raw), "-a", "180", "turn on the kitchen light, then stop"],
         check=True, capture_output=True, timeout=60,
     )
-    pcm = frontends.to_int16(wavio.read_wav(raw))
+    pcm = audio.to_int16(wavio.read_wav(raw))
     assert len(pcm) > CLIP
     assert_bit_exact(es_host, pcm, tmp_path)
 
@@ -127,7 +127,7 @@ def test_synthetic_set_bit_exact(es_host, tmp_path, synth_root) -> None:
     wavs = sorted(synth_root.rglob("*.wav"))
     assert wavs, f"no WAVs under {synth_root}"
     pick = wavs[:: max(1, len(wavs) // 5)][:5]
-    pcm = np.concatenate([frontends.to_int16(wavio.read_wav(w)) for w in pick])
+    pcm = np.concatenate([audio.to_int16(wavio.read_wav(w)) for w in pick])
     assert_bit_exact(es_host, pcm, tmp_path)
 
 
@@ -146,12 +146,12 @@ def test_streaming_across_many_block_counts(es_host, tmp_path) -> None:
 def test_int8_input_equals_q15_to_int8(es_host, scale, zero_point) -> None:
     """Every int16 value, at scales far below 1 (the seed's divider gave 0 there) and above."""
     mag = np.arange(-32768, 32768, dtype=np.int16)
-    mult, shift = frontends.quantize_multiplier(1.0 / scale)
+    mult, shift = quant.quantize_multiplier(1.0 / scale)
     proc = fb.run_host(es_host, "--quantize", f"{mult},{shift},{zero_point}",
                        stdin=mag.astype("<i2").tobytes())
     assert proc.returncode == 0, proc.stderr.decode()
     got = np.frombuffer(proc.stdout, np.int8)
-    want = frontends.q15_to_int8(mag, scale, zero_point)
+    want = quant.q15_to_int8(mag, scale, zero_point)
     bad = np.flatnonzero(got != want)
     assert bad.size == 0, f"mag {mag[bad[0]]}: C {got[bad[0]]}, Python {want[bad[0]]}"
     # and it is the quantisation a user expects: round(mag / scale) + zero_point, saturated

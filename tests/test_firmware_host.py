@@ -2,7 +2,7 @@
 
 With the test model (firmware/host/test_model: labels [background, tone], a fixed rule), the
 whole chain — streaming q15 front end, int8 input, model, detector — is mirrored in Python from
-daemon.frontends and daemon.detector, and the program must print exactly the detections the
+earshot.frontends and earshot.detector, and the program must print exactly the detections the
 mirror finds: same labels, same times, same scores.
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemon import frontends, wavio
-from daemon.detector import Detector, DetectorConfig
+from earshot import audio, frontends, quant, wavio
+from earshot.detector import Detector, DetectorConfig
 from trainer import firmware_build as fb
 
 BLOCK = 512
@@ -33,7 +33,7 @@ def es_host() -> Path:
 
 def test_model_levels(spectrogram: np.ndarray) -> list[float]:
     """Python mirror of es_test_model.c on one (124, 129) magnitude window."""
-    q = frontends.q15_to_int8(spectrogram, 4.0, -128).astype(np.int64) + 128
+    q = quant.q15_to_int8(spectrogram, 4.0, -128).astype(np.int64) + 128
     best = int(min(255, (q[-16:].sum(axis=0) // 16).max()))
     return [(255 - best) / 256, best / 256]
 
@@ -65,7 +65,7 @@ def tone_stream(events: list[tuple[float, float]], seconds: float, seed: int = 0
     for start, end in events:
         on = (t >= start) & (t < end)
         x[on] += 0.3 * np.sin(2 * np.pi * 1000 * t[on])
-    return frontends.to_int16(x)
+    return audio.to_int16(x)
 
 
 def run(es_host: Path, wav: Path, *extra: str) -> list[str]:
@@ -203,8 +203,8 @@ def test_compiled_keyword_model_runs_as_the_interpreters_say(rp2040_bundle, synt
     """
     from tflite_micro.python.tflite_micro import runtime
 
-    from daemon.bundle import load_bundle
     from daemon.inference import Classifier
+    from earshot.bundle import load_bundle
 
     model_dir = tmp_path / "model"
     proc = subprocess.run([sys.executable, "-m", "trainer", "compile", str(rp2040_bundle),
@@ -218,7 +218,7 @@ def test_compiled_keyword_model_runs_as_the_interpreters_say(rp2040_bundle, synt
     spoken = [x for x in labels if not x.startswith("_")]  # _silence_/_unknown_ have no folder
     for label in spoken[:4]:
         wav = sorted((synth_root / "keywords" / label).glob("*.wav"))[0]
-        pieces += [frontends.to_int16(wavio.read_wav(wav)), np.zeros(RATE // 2, np.int16)]
+        pieces += [audio.to_int16(wavio.read_wav(wav)), np.zeros(RATE // 2, np.int16)]
     pcm = np.concatenate(pieces)
     wav = tmp_path / "keywords.wav"
     wavio.write_wav(wav, pcm)

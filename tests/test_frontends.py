@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from daemon import frontends as F
+from earshot import frontends as F
+from earshot import quant
 
 
 def _speechlike(seed: int = 0) -> np.ndarray:
@@ -116,8 +117,8 @@ def _tflite_quantize_reference(x: int, mult: int, shift: int) -> int:
 @pytest.mark.parametrize("scale", [0.5, 1.0, 3.7, 17.25, 130.0, 1e-3])
 def test_q15_to_int8_matches_reference_arithmetic(scale: float) -> None:
     mags = np.concatenate([np.arange(0, 600), np.random.default_rng(1).integers(0, 32768, 400)])
-    mult, shift = F.quantize_multiplier(1.0 / scale)
-    got = F.q15_to_int8(mags, scale, -128)
+    mult, shift = quant.quantize_multiplier(1.0 / scale)
+    got = quant.q15_to_int8(mags, scale, -128)
     want = [max(-128, min(127, _tflite_quantize_reference(int(m), mult, shift) - 128)) for m in mags]
     np.testing.assert_array_equal(got, np.array(want, np.int8))
     # and it is the rounding a user expects: nearest level of the real scale
@@ -127,6 +128,6 @@ def test_q15_to_int8_matches_reference_arithmetic(scale: float) -> None:
 
 def test_quantize_multiplier_represents_the_real_value() -> None:
     for real in (1e-4, 0.3, 1.0, 7.5, 1234.5):
-        m, s = F.quantize_multiplier(real)
+        m, s = quant.quantize_multiplier(real)
         assert (1 << 30) <= m < (1 << 31)
         assert abs(m * 2.0 ** (s - 31) - real) / real < 1e-9

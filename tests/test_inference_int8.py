@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemon.bundle import load_bundle
 from daemon.inference import Classifier
+from earshot.bundle import load_bundle
 from trainer.datasets import load_dataset, load_split
 
 

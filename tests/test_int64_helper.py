@@ -208,7 +208,7 @@ def test_front_end_quantisation_equals_tflite_arithmetic_for_random_multipliers(
     """Every int16 magnitude, multipliers at both ends of [2^30, 2^31) and random between."""
     import numpy as np
 
-    from daemon import frontends
+    from earshot import quant
 
     es_host = fb.host_build(sanitize=True).es_host
     mag = np.arange(-32768, 32768, dtype=np.int16)
@@ -219,7 +219,7 @@ def test_front_end_quantisation_equals_tflite_arithmetic_for_random_multipliers(
                                stdin=mag.astype("<i2").tobytes())
             assert proc.returncode == 0, proc.stderr.decode()
             got = np.frombuffer(proc.stdout, np.int8)
-            want = np.clip(frontends.multiply_by_quantized_multiplier(
+            want = np.clip(quant.multiply_by_quantized_multiplier(
                 mag.astype(np.int64), mult, shift) + zero_point, -128, 127)
             bad = np.flatnonzero(got != want)
             assert bad.size == 0, (

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemon import protocol as P
 from daemon import serial_host as S
-from daemon.wavio import read_wav, write_wav
+from earshot import protocol as P
+from earshot.wavio import read_wav, write_wav
 
 ROOT = Path(__file__).resolve().parents[1]
 TONE_AT = (1.0, 2.0)  # s: where the 1 kHz tone is in tone.wav

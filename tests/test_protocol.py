@@ -1,4 +1,4 @@
-"""The serial protocol at both ends: firmware/core/es_protocol.c and daemon/protocol.py.
+"""The serial protocol at both ends: firmware/core/es_protocol.c and earshot/protocol.py.
 
 Both are held to the same lines, docs/serial-protocol-examples.txt: the C formatter must print
 every valid line byte for byte, the Python parser must read it back and format it unchanged, and
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon import protocol as P
+from earshot import protocol as P
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "firmware" / "core"

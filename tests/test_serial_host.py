@@ -1,6 +1,6 @@
 """daemon.serial_host against boards on real ptys (os.openpty; the host opens the slave with pyserial).
 
-The simulated boards here speak the real protocol lines (daemon.protocol's formatter, held to the
+The simulated boards here speak the real protocol lines (earshot.protocol's formatter, held to the
 same example file as the firmware's C formatter); tests/test_pico_sim.py does the same with the
 firmware core's own host program.
 """
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon import protocol as P
 from daemon import serial_host as S
-from daemon.detector import Detector, DetectorConfig
+from earshot import protocol as P
+from earshot.detector import Detector, DetectorConfig
 
 SHA = "ab" * 32
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from fixtures_data import dominant_hz
 
-from daemon.wavio import read_wav
+from earshot.wavio import read_wav
 from trainer import synth
 from trainer.datasets import load_dataset, load_split
 

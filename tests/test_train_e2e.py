@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from daemon.bundle import load_bundle
+from earshot.bundle import load_bundle
 from trainer import evaluate
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import scipy.io.wavfile
 
-from daemon.wavio import WavError, fit_length, read_wav, write_wav
+from earshot.audio import fit_length
+from earshot.wavio import WavError, read_wav, write_wav
 
 
 def _tone(rate: int, seconds: float = 0.5, freq: float = 1000.0) -> np.ndarray:

@@ -37,14 +37,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 from tqdm import tqdm
 
-from daemon.wavio import TARGET_RATE
+from earshot.audio import SAMPLE_RATE
 
 _LOGGER = logging.getLogger(__name__)
 
 _SILENT_RMS = 1e-4  # -80 dBFS: below this a clip has no meaningful SNR
 FIT_FLOOR_DB = -30.0
 """``shift_fit``: a 10 ms frame counts as sound within this many dB of the loudest frame."""
-_FIT_FRAME = TARGET_RATE // 100  # 10 ms
+_FIT_FRAME = SAMPLE_RATE // 100  # 10 ms
 
 
 @dataclass(frozen=True)
@@ -131,9 +131,9 @@ def sound_extent(clip: np.ndarray) -> tuple[int, int]:
 
 
 def _draw_shift(x: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> int:
-    early = int(round(config.shift_max_s * TARGET_RATE))
+    early = int(round(config.shift_max_s * SAMPLE_RATE))
     late_s = config.shift_max_s if config.shift_late_s is None else config.shift_late_s
-    late = int(round(late_s * TARGET_RATE))
+    late = int(round(late_s * SAMPLE_RATE))
     if config.shift_fit:
         first, end = sound_extent(x)
         early, late = min(early, first), min(late, x.size - end)

@@ -26,7 +26,7 @@ Every file that may be used is opened here (scipy reads header and data), so a c
 truncated file is reported by name, skipped and counted before training starts.
 
 Clip length: a shorter file is padded with zeros on both sides (the sound stays centred); from a
-longer file the 1 s centred on its loudest sample is kept (``daemon.wavio.fit_length(...,
+longer file the 1 s centred on its loudest sample is kept (``earshot.audio.fit_length(...,
 "loudest")``, the same default as ``earshotd classify``).
 
 ``unknown=True`` maps every class not in ``labels`` to ``_unknown_``; per split at most
@@ -57,7 +57,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from daemon.wavio import TARGET_RATE, WavError, fit_length, read_wav
+from earshot.audio import SAMPLE_RATE, fit_length
+from earshot.wavio import WavError, read_wav
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -164,7 +165,7 @@ class Dataset:
     clips: list[Clip]
     background: list[Path]
     report: LoadReport
-    clip_samples: int = TARGET_RATE
+    clip_samples: int = SAMPLE_RATE
     fractions: tuple[float, float, float] = (80.0, 10.0, 10.0)
     """train/val/test shares (%) used to cut background-noise files in time."""
 
@@ -359,7 +360,7 @@ def _clip_audio(clip: Clip, audio: np.ndarray, n: int) -> np.ndarray:
     return (x * np.float32(clip.gain)).astype(np.float32)
 
 
-def load_clip(clip: Clip, clip_samples: int = TARGET_RATE) -> np.ndarray:
+def load_clip(clip: Clip, clip_samples: int = SAMPLE_RATE) -> np.ndarray:
     """The clip's audio: float32 [clip_samples] at 16 kHz. Raises WavError naming the file."""
     if clip.path is None:
         return np.zeros(clip_samples, np.float32)
@@ -478,7 +479,7 @@ def load_dataset(
     seed: int = 0,
     val_percent: float = 10.0,
     test_percent: float = 10.0,
-    clip_samples: int = TARGET_RATE,
+    clip_samples: int = SAMPLE_RATE,
     progress: bool = True,
     unknown_share: float = 1.0,
 ) -> Dataset:

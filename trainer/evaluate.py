@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from daemon.bundle import Bundle, load_bundle
 from daemon.inference import Classifier
+from earshot.bundle import Bundle, load_bundle
 
 _LOGGER = logging.getLogger(__name__)
 

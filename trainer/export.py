@@ -1,4 +1,4 @@
-"""Export trained Keras models as bundles (DESIGN.md's contract, ``daemon/bundle.py``).
+"""Export trained Keras models as bundles (DESIGN.md's contract, ``earshot/bundle.py``).
 
 Pi bundle
     ``model.tflite`` (float32), ``model.keras`` (for transfer learning), ``manifest.json``.
@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from daemon import bundle as bundle_mod
-from daemon import frontends
 from daemon.inference import make_interpreter
+from earshot import bundle as bundle_mod
+from earshot import frontends
 
 from . import models
 

@@ -47,11 +47,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from daemon.wavio import TARGET_RATE, resample, write_wav
+from earshot.audio import SAMPLE_RATE, resample
+from earshot.wavio import write_wav
 
 _LOGGER = logging.getLogger(__name__)
 
-FS = TARGET_RATE
+FS = SAMPLE_RATE
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "go", "stop")
 BASE_VOICES = ("en", "en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc")
 VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m7", "f1", "f2", "f3", "f4", "f5", "croak", "klatt")

@@ -1,7 +1,7 @@
 """``earshot-train train``: labelled audio in, Pi and/or RP2040 bundles out.
 
 Steps: load the data set (``trainer.datasets``), optionally augment the training split
-(``trainer.augment``), compute features once per split through ``daemon.frontends`` (the code
+(``trainer.augment``), compute features once per split through ``earshot.frontends`` (the code
 path the daemon and, for q15, the firmware share), fit the architecture, export the bundle
 (``trainer.export``), then score the validation and test splits with the exported TFLite model
 through ``daemon.inference.Classifier`` (int8 input via ``q15_to_int8`` for RP2040 bundles) to
@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from daemon import frontends
-from daemon.bundle import load_bundle
+from earshot import frontends
+from earshot.bundle import load_bundle
 
 _LOGGER = logging.getLogger(__name__)
 

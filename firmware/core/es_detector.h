@@ -1,7 +1,7 @@
 /*
  * es_detector.h — the recogniser: per-inference scores in, at most one detection per event out.
  *
- * The C port of daemon/detector.py, with scores as integer levels of 1/256 (0..256): an int8
+ * The C port of earshot/detector.py, with scores as integer levels of 1/256 (0..256): an int8
  * softmax or logistic output (scale 1/256, zero point -128) is level = q + 128; for a binary
  * sigmoid model the negative label's level is 256 - positive. Thresholds are levels too
  * (threshold t fires when mean >= t / 256). Rules, for each es_detector_update(t_ms, levels):

@@ -1,7 +1,7 @@
 /*
  * es_frontend.h — the q15 front end: 16 kHz int16 PCM in, CMSIS-DSP magnitude spectrogram out.
  *
- * Exactly daemon/frontends.py's Q15FrontEnd, computed with the C sources of the same CMSIS-DSP
+ * Exactly earshot/frontends.py's Q15FrontEnd, computed with the C sources of the same CMSIS-DSP
  * release as the Python package (1.10.3), so the two agree to the bit:
  *   frame of 256 samples -> arm_mult_q15 with the periodic Hann q15 table (es_hann_q15.h)
  *   -> arm_rfft_q15 (256, forward, bit reversal on) -> arm_cmplx_mag_q15 over bins 0..128.
@@ -19,7 +19,7 @@
  *
  * EsSpectrogram is the rolling 124 x 129 int16 spectrogram (oldest frame first, as the model
  * sees it); es_frontend_quantize turns magnitudes into the model's int8 input with TFLite's
- * MultiplyByQuantizedMultiplier, bit for bit daemon.frontends.q15_to_int8.
+ * MultiplyByQuantizedMultiplier, bit for bit earshot.frontends.q15_to_int8.
  */
 #ifndef ES_FRONTEND_H
 #define ES_FRONTEND_H
@@ -80,7 +80,7 @@ EsStatus es_spectrogram_push(EsSpectrogram *spec, const int16_t (*frames)[ES_BIN
 /*
  * mag[0..n) -> out[0..n): clamp(zero_point + MultiplyByQuantizedMultiplier(mag, multiplier,
  * shift), -128, 127), with (multiplier, shift) = QuantizeMultiplier(1 / input_scale), TFLite's
- * reference arithmetic. Bit for bit daemon.frontends.q15_to_int8 for every input scale > 2^-16
+ * reference arithmetic. Bit for bit earshot.frontends.q15_to_int8 for every input scale > 2^-16
  * (smaller scales saturate every nonzero magnitude, as the exact result would).
  * ES_ERR_ARG: NULL pointers, multiplier not in [2^30, 2^31), shift outside -31..30.
  */

@@ -10,8 +10,8 @@
  * [1, frames, bins, 1] NHWC tensor. The q15 front end's magnitudes become that input with
  *   q = clamp(input_zero_point + MultiplyByQuantizedMultiplier(mag, input_multiplier,
  *             input_shift), -128, 127)
- * where (input_multiplier, input_shift) = daemon.frontends.quantize_multiplier(1/input_scale),
- * exactly daemon.frontends.q15_to_int8.
+ * where (input_multiplier, input_shift) = earshot.frontends.quantize_multiplier(1/input_scale),
+ * exactly earshot.frontends.q15_to_int8.
  *
  * Output: n_out int8 values (n_labels for softmax models; 1 for a binary sigmoid model, whose
  * labels are [negative, positive]); probability = (q - output_zero_point) * output_scale.

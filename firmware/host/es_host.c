@@ -12,7 +12,7 @@
  *   --input OUT      the int8 model input after the last block (124 x 129 bytes)
  *   --trace OUT      one text line per block: "<t_ms> <level> <level> ..." (scores in 1/256)
  *   --scores         no WAV: replay detector vectors from stdin (see usage()) — the test harness
- *                    for es_detector against daemon/detector.py
+ *                    for es_detector against earshot/detector.py
  *   --quantize M,S,Z no WAV: int16 LE magnitudes on stdin -> es_frontend_quantize(multiplier M,
  *                    shift S, zero point Z) -> int8 on stdout (tested against q15_to_int8)
  *

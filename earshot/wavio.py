@@ -11,13 +11,14 @@ file means the same thing everywhere.
 
 from __future__ import annotations
 
-import math
 import wave
 from pathlib import Path
 
 import numpy as np
 
-TARGET_RATE = 16000
+from .audio import SAMPLE_RATE, fit_length, resample, to_int16
+
+__all__ = ["WavError", "fit_length", "read_wav", "resample", "write_wav"]
 
 
 class WavError(ValueError):
@@ -36,18 +37,8 @@ def _scale(data: np.ndarray) -> np.ndarray:
     raise WavError(f"unsupported sample type {data.dtype}")
 
 
-def resample(audio: np.ndarray, rate: int, target: int = TARGET_RATE) -> np.ndarray:
-    """Resample float audio from ``rate`` to ``target`` Hz (polyphase, exact rational ratio)."""
-    if rate == target:
-        return audio.astype(np.float32)
-    import scipy.signal
-
-    g = math.gcd(int(rate), int(target))
-    return scipy.signal.resample_poly(audio, target // g, rate // g).astype(np.float32)
-
-
 def read_wav(
-    path: str | Path, target_rate: int = TARGET_RATE, channel: int | None = None
+    path: str | Path, target_rate: int = SAMPLE_RATE, channel: int | None = None
 ) -> np.ndarray:
     """Read ``path`` as float32 mono at ``target_rate``. Raises WavError naming the file."""
     import scipy.io.wavfile
@@ -74,36 +65,10 @@ def read_wav(
     return resample(audio, int(rate), target_rate)
 
 
-def fit_length(audio: np.ndarray, length: int, mode: str = "center") -> np.ndarray:
-    """Pad with zeros or cut to ``length`` samples.
-
-    Shorter clips are padded symmetrically (half before, half after) so the sound stays centred;
-    longer clips are cut: ``center`` keeps the middle, ``start`` keeps the beginning, ``loudest``
-    keeps the window centred on the peak absolute sample (the Pi seed's choice).
-    """
-    n = audio.shape[0]
-    if n == length:
-        return audio.astype(np.float32)
-    if n < length:
-        before = (length - n) // 2
-        return np.pad(audio, (before, length - n - before)).astype(np.float32)
-    if mode == "start":
-        start = 0
-    elif mode == "center":
-        start = (n - length) // 2
-    elif mode == "loudest":
-        peak = int(np.argmax(np.abs(audio)))
-        start = min(max(0, peak - length // 2), n - length)
-    else:
-        raise ValueError(f"unknown fit mode {mode!r}")
-    return audio[start : start + length].astype(np.float32)
-
-
-def write_wav(path: str | Path, audio: np.ndarray, rate: int = TARGET_RATE) -> None:
-    """Write float audio in [-1, 1) (or int16) as 16-bit mono PCM."""
+def write_wav(path: str | Path, audio: np.ndarray, rate: int = SAMPLE_RATE) -> None:
+    """Write float audio in [-1, 1) (or int16) as 16-bit mono PCM (:func:`earshot.audio.to_int16`)."""
     a = np.asarray(audio)
-    if a.dtype != np.int16:
-        a = np.clip(np.round(a.astype(np.float64) * 32767.0), -32768, 32767).astype(np.int16)
+    a = to_int16(a)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     with wave.open(str(p), "wb") as w:

@@ -19,40 +19,18 @@ or int16) and returns float32 ``(frames, bins)``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-SAMPLE_RATE = 16000
-CLIP_SAMPLES = 16000
+from .audio import CLIP_SAMPLES, SAMPLE_RATE, to_float, to_int16
 
 _REGISTRY: dict[str, type[FrontEnd]] = {}
 
 
 class FrontEndError(ValueError):
     """A front end name or parameter is not valid."""
-
-
-def to_int16(audio: np.ndarray) -> np.ndarray:
-    """Float audio in [-1, 1) to int16 by round-half-even of x * 32768, saturating.
-
-    int16 input is returned unchanged. This is the conversion the RP2040's PCM path implies
-    (its samples are int16 already), so the q15 front end sees the same numbers on both sides.
-    """
-    a = np.asarray(audio)
-    if a.dtype == np.int16:
-        return a
-    return np.clip(np.round(a.astype(np.float64) * 32768.0), -32768, 32767).astype(np.int16)
-
-
-def to_float(audio: np.ndarray) -> np.ndarray:
-    """int16 or float audio to float32 in [-1, 1)."""
-    a = np.asarray(audio)
-    if a.dtype == np.int16:
-        return (a.astype(np.float32) / 32768.0).astype(np.float32)
-    return a.astype(np.float32)
 
 
 @dataclass
@@ -62,9 +40,6 @@ class FrontEnd:
     name: str = field(default="", init=False)
     sample_rate: int = SAMPLE_RATE
     clip_samples: int = CLIP_SAMPLES
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
 
     def params(self) -> dict[str, Any]:
         d = asdict(self)
@@ -303,53 +278,3 @@ def from_manifest(spec: dict[str, Any]) -> FrontEnd:
         return create(spec["name"], **spec.get("params", {}))
     except KeyError as e:
         raise FrontEndError(f"front end spec lacks key {e}") from e
-
-
-# --- int8 input quantisation (the RP2040 model's input layer) ---------------------------------
-
-
-def quantize_multiplier(real: float) -> tuple[int, int]:
-    """TFLite's QuantizeMultiplier: real = m * 2**(shift - 31), m a q31 in [2**30, 2**31)."""
-    if real <= 0.0:
-        raise ValueError(f"multiplier must be positive, got {real}")
-    mant, shift = math.frexp(real)
-    q = int(round(mant * (1 << 31)))
-    if q == (1 << 31):
-        q //= 2
-        shift += 1
-    return q, shift
-
-
-def _rounding_doubling_high_mul(a: np.ndarray, b: int) -> np.ndarray:
-    ab = a.astype(np.int64) * np.int64(b)
-    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    # C integer division truncates toward zero; emulate it.
-    s = ab + nudge
-    return np.where(s >= 0, s >> 31, -((-s) >> 31)).astype(np.int64)
-
-
-def _rounding_divide_by_pot(x: np.ndarray, exponent: int) -> np.ndarray:
-    if exponent == 0:
-        return x
-    mask = (1 << exponent) - 1
-    remainder = x & mask
-    threshold = (mask >> 1) + (x < 0).astype(np.int64)
-    return (x >> exponent) + (remainder > threshold).astype(np.int64)
-
-
-def multiply_by_quantized_multiplier(x: np.ndarray, mult: int, shift: int) -> np.ndarray:
-    """TFLite reference MultiplyByQuantizedMultiplier (gemmlowp rounding), vectorised."""
-    left = shift if shift > 0 else 0
-    right = -shift if shift < 0 else 0
-    v = np.asarray(x, np.int64) * (1 << left)
-    return _rounding_divide_by_pot(_rounding_doubling_high_mul(v, mult), right)
-
-
-def q15_to_int8(mag: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """q15 magnitudes (int16) -> the int8 model input, integer-only, as the firmware does it.
-
-    q = clamp(zero_point + MultiplyByQuantizedMultiplier(mag, quantize_multiplier(1/scale)))
-    """
-    mult, shift = quantize_multiplier(1.0 / scale)
-    q = multiply_by_quantized_multiplier(np.asarray(mag, np.int64), mult, shift) + zero_point
-    return np.clip(q, -128, 127).astype(np.int8)
