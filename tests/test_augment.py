@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from fixtures_data import tone
 
-from trainer.augment import AugmentConfig, augment, augment_batch
+from trainer.augment import AugmentConfig, augment, augment_batch, room_bank
 
 OFF = AugmentConfig(
-    shift_prob=0.0, gain_prob=0.0, silence_prob=0.0, background_prob=0.0, noise_prob=0.0
+    shift_prob=0.0, gain_prob=0.0, silence_prob=0.0, background_prob=0.0, noise_prob=0.0,
+    reverb_prob=0.0, colour_prob=0.0,
 )
 
 
@@ -187,3 +188,28 @@ def test_edge_fragments_of_keywords_become_the_unknown_class() -> None:
     np.testing.assert_array_equal(xa[keep], plain[keep])  # the rest as without cut
     with pytest.raises(ValueError, match="CutConfig.keep"):
         CutConfig(to=1, labels=frozenset({2}), keep=(0.5, 1.0))
+
+
+def test_rooms_add_a_reverberant_tail_and_keep_the_level() -> None:
+    rooms = room_bank(0)
+    assert len(rooms) == 48 and rooms == room_bank(0)  # made once per seed, reproducibly
+    assert not np.array_equal(rooms[0], room_bank(1)[0])
+    x = _burst()
+    tails = []
+    for seed in range(6):
+        out = augment(x, np.random.default_rng(seed), _only(reverb_prob=1.0), (), rooms)
+        assert _db(_power(out) / _power(x)) == pytest.approx(0.0, abs=0.01)
+        tails.append(_power(out[10000:12000]) / _power(out))  # after the burst has stopped
+    assert min(tails) > 1e-4 and len(set(np.round(tails, 6))) > 3  # a tail, room by room
+
+
+def test_device_colouring_cuts_the_low_end_and_keeps_the_level() -> None:
+    low, high = tone(60.0, 1.0, 0.3), tone(1000.0, 1.0, 0.3)
+    x = (low + high).astype(np.float32)
+    for seed in range(6):
+        out = augment(x, np.random.default_rng(seed), _only(colour_prob=1.0))
+        assert _db(_power(out) / _power(x)) == pytest.approx(0.0, abs=0.01)
+        spec = np.abs(np.fft.rfft(out[4000:]))
+        f = np.fft.rfftfreq(12000, 1 / 16000)
+        hum, beep = (spec[np.argmin(np.abs(f - hz))] for hz in (60.0, 1000.0))
+        assert hum < beep / 2  # a high-pass at 60-400 Hz takes the hum down

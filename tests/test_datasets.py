@@ -24,6 +24,7 @@ from earshot.wavio import write_wav
 from trainer.datasets import (
     SILENCE,
     SILENCE_MAX_GAIN,
+    SPLITS,
     UNKNOWN,
     hash_percent,
     load_background,
@@ -277,3 +278,59 @@ def test_inspect_prints_the_table_and_skipped_files(tmp_path: Path) -> None:
     lines = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.strip()}
     assert lines["beep"][-1] == "10" and lines["hum"][-1] == "10"
     assert "broken.wav" in out and "1 skipped" in out
+
+
+# --- speakers never cross splits -------------------------------------------------------------
+
+
+def _speaker_folders(root: Path, names: str) -> Path:
+    """Two labels, 12 speakers, 3 takes each, file names as ``names`` formats them."""
+    for li, label in enumerate(("hum", "beep")):
+        for s in range(12):
+            for n in range(3):
+                name = names.format(label=label, li=li, speaker=f"spk{s:02d}", n=n)
+                write_wav(root / label / f"{name}.wav", tone(200.0 * (li + 1) * (1 + 0.01 * s)))
+    return root
+
+
+def _splits_of_speakers(ds, speaker) -> dict[str, set[str]]:
+    per: dict[str, set[str]] = {}
+    for c in ds.clips:
+        per.setdefault(speaker(c.path.stem), set()).add(c.split)
+    return per
+
+
+def test_folder_split_keeps_a_speaker_in_one_split_by_the_prefix_before_the_last_underscore(
+    tmp_path: Path,
+) -> None:
+    root = _speaker_folders(tmp_path / "d", "{speaker}_{n}")
+    ds = _load(root, val_percent=20, test_percent=20)
+    per = _splits_of_speakers(ds, lambda stem: stem.rsplit("_", 1)[0])
+    assert len(per) == 12 and all(len(s) == 1 for s in per.values())  # across both labels
+    assert {s for v in per.values() for s in v} == {"train", "val", "test"}
+    assert ds.report.groups == {s: sum(v == {s} for v in per.values()) for s in SPLITS}
+    assert ds.report.shared_groups == []
+
+
+def test_group_pattern_names_the_speaker_inside_the_file_name(tmp_path: Path, caplog) -> None:
+    # "<label index>_<speaker>_<take>": the default group would be "0_spk03", one per label,
+    # and a speaker's two labels could land in two splits; the pattern makes it "spk03"
+    root = _speaker_folders(tmp_path / "d", "{li}_{speaker}_{n}")
+    ds = _load(root, val_percent=20, test_percent=20, group_pattern=r"^\d+_([a-z0-9]+)_")
+    per = _splits_of_speakers(ds, lambda stem: stem.split("_")[1])
+    assert len(per) == 12 and all(len(s) == 1 for s in per.values())
+    with pytest.raises(ValueError, match=r"take.wav: --group-pattern .* does not match"):
+        write_wav(root / "hum" / "take.wav", tone(300.0))
+        _load(root, group_pattern=r"^\d+_([a-z0-9]+)_")
+    with pytest.raises(ValueError, match="--group-pattern '\\(' is not a regular expression"):
+        _load(root, group_pattern="(")
+
+
+def test_lists_that_share_a_speaker_are_reported(tmp_path: Path, caplog) -> None:
+    root = make_speech_commands(tmp_path / "sc", {"yes": 500.0, "no": 1500.0}, speakers=6,
+                                lists={"testing_list.txt": ["yes/00000001_nohash_0.wav"],
+                                       "validation_list.txt": ["no/00000002_nohash_0.wav"]})  # fmt: skip
+    ds = _load(root)
+    assert ds.report.shared_groups == ["00000001", "00000002"]
+    assert "in more than one split" in caplog.text
+    assert "shared by two splits: 2" in ds.report.table()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,8 @@ def tiny(tmp_path_factory) -> Path:
 def test_same_seed_same_bytes_other_seed_other_audio(tiny: Path, tmp_path: Path) -> None:
     _synth(tmp_path / "b", "--seed", "7", "--per-label", "2", "--speakers", "3")
     first, second = _digests(tiny), _digests(tmp_path / "b")
-    assert len(first) == 8 * 2 + 2 * 2 + 2 * 4 + 2 + 2  # clips, noise files, lists, markers
+    # clips, noise files, real-recording excerpts, lists, markers, the speakers file
+    assert len(first) == 8 * 2 + 2 * 2 + 2 * 4 + 2 * 3 + 2 + 2 + 1
     assert first == second
     _synth(tmp_path / "c", "--seed", "8", "--per-label", "2", "--speakers", "3", "--set", "alarm")
     other = _digests(tmp_path / "c")
@@ -62,19 +64,28 @@ def test_keywords_are_speech_commands_with_audible_words(tiny: Path) -> None:
             loud = np.sqrt((frames.astype(np.float64) ** 2).mean(1))
             assert 20 * np.log10(loud.max()) > -35  # a spoken word, not silence
             assert (loud > 10 * np.percentile(loud, 10)).sum() >= 3  # ...standing out of its floor
-    assert len(list((kw / "_background_noise_").glob("*.wav"))) == 4
+    # four generated noises and three excerpts of real recordings (music, speech, effects)
+    assert len(list((kw / "_background_noise_").glob("*.wav"))) == 7
     ds = load_dataset(kw, progress=False)
     assert ds.layout == "speech_commands" and ds.labels == sorted(synth.KEYWORDS)
     speakers = {s: {c.group for c in ds.clips if c.split == s} for s in ("train", "val", "test")}
     assert all(speakers.values())  # the lists give every split a speaker...
     assert not (speakers["train"] & speakers["val"]) and not (speakers["val"] & speakers["test"])
     assert not (speakers["train"] & speakers["test"])  # ...and never the same one twice
+    # test and validation voices are whole accents and variants training never hears
+    who = json.loads((kw / synth.SPEAKERS_FILE).read_text())
+    accents = {s: {who[g]["accent"] for g in speakers[s]} for s in speakers}
+    variants = {s: {who[g]["variant"] for g in speakers[s]} for s in speakers}
+    for held in ("val", "test"):
+        assert accents[held] <= set(synth.HELD_OUT_VOICES[held])
+        assert not accents[held] & accents["train"] and not variants[held] & variants["train"]
+    assert all(who[g]["split"] == s for s in speakers for g in speakers[s])
 
 
 def test_alarm_set_tones_in_the_piezo_band_and_negatives(tiny: Path) -> None:
     ds = load_dataset(tiny / "alarm", progress=False)
     assert ds.layout == "folders" and ds.labels == ["background", "smoke_alarm"]
-    assert len(ds.background) == 4
+    assert len(ds.background) == 7
     x = np.concatenate([load_split(ds, s, progress=False)[0] for s in ("train", "val", "test")])
     assert x.shape == (4, FS)
     for f in sorted((tiny / "alarm" / "smoke_alarm").glob("*.wav")):
@@ -147,27 +158,32 @@ def test_fillers_make_an_unknown_class_and_keep_the_keywords(tiny: Path, tmp_pat
            "--fillers", "2")
     kw, plain = tmp_path / "f" / "keywords", _digests(tiny / "keywords")
     with_fillers = _digests(kw)
-    for word in synth.FILLER_WORDS:
+    fillers = synth.fillers_for(synth.KEYWORDS)
+    for word in fillers:
         assert len(list((kw / word).glob("*_nohash_*.wav"))) == 2
     # the keyword clips are the same bytes with or without fillers
     assert {k: v for k, v in with_fillers.items() if k.split("/")[0] in synth.KEYWORDS} == {
         k: v for k, v in plain.items() if k.split("/")[0] in synth.KEYWORDS}
     listed = (kw / "validation_list.txt").read_text() + (kw / "testing_list.txt").read_text()
-    assert any(line.split("/")[0] in synth.FILLER_WORDS for line in listed.split())
+    assert any(line.split("/")[0] in fillers for line in listed.split())
     ds = load_dataset(kw, labels=list(synth.KEYWORDS), unknown=True, progress=False)
     assert ds.labels == ["_unknown_", *synth.KEYWORDS]
     assert {c.source_label for c in ds.clips if c.label == "_unknown_"} <= {
-        *synth.FILLER_WORDS, synth.HOUSEHOLD_FOLDER}
+        *fillers, synth.HOUSEHOLD_FOLDER, synth.OTHER_SPEECH_FOLDER}
     # non-speech household sounds (beeps, alarm windows, clicks) go to _unknown_ as well
     household = sorted((kw / synth.HOUSEHOLD_FOLDER).glob("*_nohash_*.wav"))
     assert all(np.max(np.abs(read_wav(f))) > 0.001 for f in household)
-    assert len(household) == synth.household_count(2) == round(0.3 * 2 * len(synth.FILLER_WORDS))
+    assert len(household) == synth.household_count(2, fillers) == round(0.3 * 2 * len(fillers))
+    # and as many clips of real speech in other languages, a fifth more from held-out files
+    other = sorted((kw / synth.OTHER_SPEECH_FOLDER).glob("*_nohash_*.wav"))
+    assert len(other) == len(household) + len(household) // 5
     # train --unknown-share: _unknown_ drawn as a multiple of a keyword's clip count per split
     for share in (1.0, 3.0):
         ds = load_dataset(kw, labels=list(synth.KEYWORDS), unknown=True, unknown_share=share,
                           progress=False)  # fmt: skip
         for split, counts in ds.report.counts.items():
-            keyword = sum(counts.get(k, 0) for k in synth.KEYWORDS) / len(synth.KEYWORDS)
+            present = [counts[k] for k in synth.KEYWORDS if counts.get(k)]  # the known classes
+            keyword = sum(present) / len(present)
             assert counts.get("_unknown_", 0) == np.ceil(share * np.ceil(keyword)), (share, split)
     # the held-out negative words of the streamed tests are in no folder of the keyword set
     assert not {p.name for p in kw.iterdir()} & set(synth.NEGATIVE_WORDS)
@@ -184,3 +200,33 @@ def test_filler_vocabulary_is_varied_and_holds_no_keyword_negative_or_homophone(
                   "go": "go", "stop": "st"}  # fmt: skip
     for keyword, start in neighbours.items():
         assert sum(w.startswith(start) for w in words) >= 2, keyword
+
+
+def test_words_makes_any_vocabulary_and_no_filler_sounds_like_it(tmp_path: Path) -> None:
+    out = tmp_path / "w"
+    _synth(out, "--seed", "3", "--per-label", "3", "--speakers", "3", "--set", "keywords",
+           "--fillers", "1", "--words", 'light,"turn on",yes')  # fmt: skip
+    kw = out / "keywords"
+    for label in ("light", "turn_on", "yes"):
+        files = sorted((kw / label).glob("*_nohash_*.wav"))
+        assert len(files) == 3 and all(np.abs(read_wav(f)).max() > 0.01 for f in files)
+    assert not (kw / "no").exists()  # the default commands are not spoken
+    folders = {p.name for p in kw.iterdir() if p.is_dir()}
+    assert "light" in folders and not folders & {"lights", "lite"}
+    fillers = set(synth.fillers_for(["light", "turn on", "yes"]))
+    assert folders - {"light", "turn_on", "yes", "_background_noise_", synth.HOUSEHOLD_FOLDER,
+                      synth.OTHER_SPEECH_FOLDER} == fillers  # fmt: skip
+    assert "light" in synth.FILLER_WORDS and "light" not in fillers  # a filler equal to a word
+    assert json.loads((kw / synth.MARKER).read_text())["words"] == ["light", "turn on", "yes"]
+
+
+def test_collisions_are_homophones_and_words_that_end_in_a_keyword() -> None:
+    assert synth.collides("no", "know") and synth.collides("right", "write")
+    assert synth.collides("go", "ago") and synth.collides("up", "cup")
+    assert not synth.collides("go", "goal") and not synth.collides("stop", "top")
+    assert set(synth.FILLER_WORDS) - set(synth.fillers_for(synth.KEYWORDS)) <= {
+        "piano", "bright", "snow", "pup", "cup"}  # fmt: skip
+    with pytest.raises(ValueError, match="is given twice"):
+        synth.parse_words("yes,Yes")
+    with pytest.raises(ValueError, match="is not a word"):
+        synth.parse_words("yes,up3")

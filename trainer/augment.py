@@ -2,7 +2,8 @@
 
 The Arm RP2040 tutorial's three (white noise, random silence, mixing with background noise)
 plus two (time shift, gain). Each is applied with its own probability, in this order:
-time shift -> gain -> random silence -> background mix -> white noise, then clipped to [-1, 1].
+time shift -> gain -> random silence -> room -> device colouring -> background mix -> white
+noise, then clipped to [-1, 1].
 
 * time shift: ``np.roll`` by up to ``shift_max_s`` earlier and ``shift_late_s`` (default: the
   same) later, with the wrapped part zeroed. With ``shift_fit`` the shift is drawn only from the
@@ -11,10 +12,17 @@ time shift -> gain -> random silence -> background mix -> white noise, then clip
   of a second, with ``shift_fit``) teaches a keyword model words that end at the window's right
   edge, which is where a streaming sliding window first holds all of a word: the detection then
   comes when the word ends, not half a window later when it is centred.
-* gain: multiply by ``10 ** (g / 20)``, g drawn from ``gain_db``.
+* gain: multiply by ``10 ** (g / 20)``, g drawn from ``gain_db``. Microphones sit 15-20 dB
+  apart in sensitivity, so the default spans 30 dB.
 * random silence: zero a contiguous part (``silence_fraction`` of the clip) at a random place,
   or, with ``silence_whole_prob``, the whole clip. The label is kept: the whole-clip case is
   meant for negative/background classes.
+* room: convolution with a simulated room's impulse response (``reverb_prob``): shoebox rooms
+  of 2.5-9 m with RT60 0.15-0.9 s, source and microphone placed at random (pyroomacoustics'
+  image-source model; a bank of ``ROOM_BANK`` rooms is made once per seed).
+* device colouring (``colour_prob``): a cheap microphone's or loudspeaker's response: a
+  high-pass at 60-400 Hz, with ``lowpass`` odds a low-pass at 3.4-7.5 kHz (a phone or a small
+  speaker), and a +-8 dB resonance at 400-5000 Hz.
 * background mix: a random slice of a random background clip, scaled so that
   clip RMS / background RMS = SNR drawn from ``snr_db``. A (near-)silent clip has no SNR; the
   background is then added at an RMS level drawn from ``silent_background_dbfs``.
@@ -30,6 +38,7 @@ a model that only ever saw whole words names such a fragment confidently ("stop"
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -59,9 +68,9 @@ class AugmentConfig:
     """Largest shift later (s); None = ``shift_max_s``."""
     shift_fit: bool = False
     """Draw the shift only from the range that keeps the clip's sound inside (no cut words)."""
-    gain_prob: float = 0.5
+    gain_prob: float = 0.8
     """Probability of a gain change."""
-    gain_db: tuple[float, float] = (-6.0, 6.0)
+    gain_db: tuple[float, float] = (-20.0, 10.0)
     """Gain range (dB), drawn uniformly."""
     silence_prob: float = 0.1
     """Probability of random silence."""
@@ -69,6 +78,10 @@ class AugmentConfig:
     """Share of the clip zeroed when part of it is silenced, drawn uniformly."""
     silence_whole_prob: float = 0.0
     """Given random silence, the probability that the whole clip is zeroed."""
+    reverb_prob: float = 0.5
+    """Probability of convolving with a simulated room's impulse response."""
+    colour_prob: float = 0.5
+    """Probability of a device colouring (high-pass, optional low-pass, a resonance)."""
     background_prob: float = 0.8
     """Probability of mixing in a background clip (needs background clips)."""
     snr_db: tuple[float, float] = (0.0, 20.0)
@@ -82,7 +95,7 @@ class AugmentConfig:
 
     def __post_init__(self) -> None:
         for name in ("shift_prob", "gain_prob", "silence_prob", "silence_whole_prob",
-                     "background_prob", "noise_prob"):  # fmt: skip
+                     "reverb_prob", "colour_prob", "background_prob", "noise_prob"):  # fmt: skip
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"AugmentConfig.{name} = {getattr(self, name)}: not in [0, 1]")
         for name in ("gain_db", "silence_fraction", "snr_db", "silent_background_dbfs",
@@ -169,6 +182,70 @@ def cut_at_edge(clip: np.ndarray, keep: float, at_end: bool) -> np.ndarray:
     return time_shift(clip, shift)
 
 
+ROOM_BANK = 48
+"""Simulated rooms per seed (each impulse response is used for many clips)."""
+_RIR_S = 0.5
+"""Impulse responses are cut to this length (s): later reflections are far below the noise."""
+
+
+@functools.lru_cache(maxsize=4)
+def room_bank(seed: int, count: int = ROOM_BANK) -> tuple[np.ndarray, ...]:
+    """``count`` room impulse responses (16 kHz, peak 1 at the direct path), from ``seed``."""
+    import pyroomacoustics as pra
+
+    rng = np.random.default_rng((seed, 11))
+    bank = []
+    for _ in range(count):
+        dims = np.array([rng.uniform(2.5, 9.0), rng.uniform(2.5, 7.0), rng.uniform(2.3, 3.5)])
+        rt60 = float(rng.uniform(0.15, 0.9))
+        absorption, order = pra.inverse_sabine(rt60, dims)
+        room = pra.ShoeBox(dims, fs=SAMPLE_RATE, materials=pra.Material(absorption),
+                           max_order=int(min(order, 10)))  # fmt: skip
+        src, mic = (rng.uniform(0.3, 1.0, 3) * (dims - 0.6) + 0.3 for _ in range(2))
+        room.add_source(src)
+        room.add_microphone(mic)
+        room.compute_rir()
+        rir = np.asarray(room.rir[0][0], np.float64)
+        peak = int(np.argmax(np.abs(rir)))
+        rir = rir[peak : peak + int(_RIR_S * SAMPLE_RATE)]  # the direct path at t = 0
+        bank.append((rir / np.abs(rir[0])).astype(np.float32))
+    return tuple(bank)
+
+
+def reverberate(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
+    """``x`` heard in a room: convolved with ``rir``, same length, the same RMS as ``x``."""
+    import scipy.signal
+
+    y = scipy.signal.fftconvolve(x, rir)[: x.size]
+    return (y * np.float32(_rms(x) / max(_rms(y), 1e-12))).astype(np.float32)
+
+
+def colour(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``x`` through a random device response (module docstring), RMS kept."""
+    import scipy.signal
+
+    sos = [scipy.signal.butter(2, rng.uniform(60.0, 400.0), "highpass", fs=SAMPLE_RATE,
+                               output="sos")]  # fmt: skip
+    if rng.random() < 0.4:
+        sos.append(scipy.signal.butter(int(rng.integers(2, 5)), rng.uniform(3400.0, 7500.0),
+                                       "lowpass", fs=SAMPLE_RATE, output="sos"))  # fmt: skip
+    b, a = _peaking(float(rng.uniform(400.0, 5000.0)), float(rng.uniform(-8.0, 8.0)),
+                    float(rng.uniform(0.7, 3.0)))  # fmt: skip
+    sos.append(scipy.signal.tf2sos(b, a))
+    y = scipy.signal.sosfilt(np.concatenate(sos), x)
+    return (y * (_rms(x) / max(_rms(y), 1e-12))).astype(np.float32)
+
+
+def _peaking(f0: float, gain_db: float, q: float) -> tuple[np.ndarray, np.ndarray]:
+    """A peaking equaliser biquad (the Audio EQ Cookbook's formulas)."""
+    amp = 10.0 ** (gain_db / 40.0)
+    w0 = 2.0 * np.pi * f0 / SAMPLE_RATE
+    alpha = np.sin(w0) / (2.0 * q)
+    b = np.array([1 + alpha * amp, -2 * np.cos(w0), 1 - alpha * amp])
+    a = np.array([1 + alpha / amp, -2 * np.cos(w0), 1 - alpha / amp])
+    return b / a[0], a / a[0]
+
+
 def _slice(bg: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     if bg.size <= n:
         return np.resize(bg, n) if bg.size else np.zeros(n, np.float32)
@@ -197,6 +274,7 @@ def augment(
     rng: np.random.Generator,
     config: AugmentConfig,
     background: Sequence[np.ndarray] = (),
+    rooms: Sequence[np.ndarray] = (),
 ) -> np.ndarray:
     """One augmented copy of ``clip`` (float32, same length); ``rng`` decides everything."""
     x = np.asarray(clip, np.float32).copy()
@@ -212,6 +290,10 @@ def augment(
             m = int(round(rng.uniform(*config.silence_fraction) * n))
             start = int(rng.integers(0, n - m + 1))
             x[start : start + m] = 0.0
+    if rooms and rng.random() < config.reverb_prob:
+        x = reverberate(x, rooms[int(rng.integers(len(rooms)))])
+    if rng.random() < config.colour_prob and _rms(x) > _SILENT_RMS:
+        x = colour(x, rng)
     if background and rng.random() < config.background_prob:
         bg = _slice(np.asarray(background[int(rng.integers(len(background)))], np.float32), n, rng)
         x = mix_background(
@@ -247,6 +329,7 @@ def augment_batch(
     cut_rng = np.random.default_rng((seed, 1))  # its own stream: cut=None keeps rng's draws
     total = len(X) * copies
     cut_config = replace(config, shift_prob=0.0)  # a fragment is already placed at an edge
+    rooms = room_bank(seed) if config.reverb_prob > 0 and copies > 0 else ()
     for j in tqdm(
         range(total), desc="augmenting", unit="clip", disable=not progress or total < 1000
     ):
@@ -254,7 +337,7 @@ def augment_batch(
         if cut is not None and int(y[j % len(X)]) in cut.labels and cut_rng.random() < cut.prob:
             x = cut_at_edge(x, float(cut_rng.uniform(*cut.keep)), bool(cut_rng.random() < 0.5))
             labels[len(X) + j] = cut.to
-            out[len(X) + j] = augment(x, rng, cut_config, background)
+            out[len(X) + j] = augment(x, rng, cut_config, background, rooms)
         else:
-            out[len(X) + j] = augment(x, rng, config, background)
+            out[len(X) + j] = augment(x, rng, config, background, rooms)
     return out, labels

@@ -1,4 +1,4 @@
-"""Labelled audio on disk -> 1 s clips with labels and train/val/test splits.
+r"""Labelled audio on disk -> 1 s clips with labels and train/val/test splits.
 
 Three layouts (``layout="auto"`` picks one, in this order):
 
@@ -15,10 +15,16 @@ Three layouts (``layout="auto"`` picks one, in this order):
   in ``testing_list.txt`` is test, one in ``validation_list.txt`` is val, the rest train. Without
   them, Speech Commands' own rule: SHA-1 of the speaker id (the file name before ``_nohash_``)
   -> a percentage, so one speaker never lands in two splits and adding files moves nobody.
-* ``folders``: one folder per label (optional ``_background_noise_/``). The group is the file
-  name before ``_nohash_`` if present, else the file name. Groups are ordered by the same SHA-1
-  percentage and cut so val and test get ``val_percent`` / ``test_percent`` of the files (at
-  least one group each when there are three or more groups).
+* ``folders``: one folder per label (optional ``_background_noise_/``). Files are split by
+  *group* (a speaker or a recording session), never file by file, so no speaker lands in two
+  splits. The group is the file name before ``_nohash_`` if present, else the file name before
+  its last ``_`` (``alice_03.wav`` and ``alice_17.wav`` are both ``alice``), else the whole name;
+  ``group_pattern`` (``--group-pattern``) overrides it with a regular expression searched in the
+  file name (without extension) whose first capture group, or whole match, is the group (for
+  ``3_bob_12.wav``, ``^\d+_([a-z]+)_``). Groups are ordered by the same SHA-1 percentage and
+  cut so val and test get ``val_percent`` / ``test_percent`` of the files (at least one group
+  each when there are three or more groups). Groups shared by a label's files and another
+  label's files stay in one split, since the group ignores the folder.
 
 Folders whose names start with ``_`` or ``.`` are never labels.
 
@@ -110,6 +116,8 @@ class LoadReport:
     silent_windows_dropped: int = 0
     background_files: int = 0
     not_used: dict[str, int] = field(default_factory=dict)
+    groups: dict[str, int] = field(default_factory=dict)
+    shared_groups: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """JSON-able summary for the bundle manifest's "training" key."""
@@ -123,6 +131,8 @@ class LoadReport:
             "silent_windows_dropped": self.silent_windows_dropped,
             "background_files": self.background_files,
             "not_used": dict(self.not_used),
+            "groups": dict(self.groups),
+            "shared_groups": list(self.shared_groups),
             "counts": {s: dict(c) for s, c in self.counts.items()},
         }
 
@@ -140,6 +150,10 @@ class LoadReport:
                 for s in SPLITS
             ]
             lines.append(f"{lab:<{width}}" + "".join(f"{n:>8}" for n in (*row, sum(row))))
+        if self.groups:
+            row = [self.groups.get(s, 0) for s in SPLITS]
+            lines.append(f"{'speakers':<{width}}" + "".join(f"{n:>8}" for n in row)
+                         + f"   (shared by two splits: {len(self.shared_groups)})")  # fmt: skip
         lines.append(
             f"files: {self.files_seen} seen, {self.files_used} used, {len(self.skipped)} skipped; "
             f"{self.background_files} background-noise files"
@@ -205,6 +219,35 @@ def hash_percent(group: str) -> float:
     return (h % (_MAX_NUM_WAVS_PER_CLASS + 1)) * (100.0 / _MAX_NUM_WAVS_PER_CLASS)
 
 
+class DatasetError(ValueError):
+    """A dataset option or file cannot be used; the message names it."""
+
+
+def group_of(path: Path, pattern: re.Pattern[str] | None = None) -> str:
+    """The speaker/session a file belongs to (module docstring, ``folders``)."""
+    stem = path.stem
+    if pattern is not None:
+        m = pattern.search(stem)
+        if m is None:
+            raise DatasetError(
+                f"{path}: --group-pattern {pattern.pattern!r} does not match the file name"
+            )
+        return m.group(1) if pattern.groups else m.group(0)
+    if "_nohash_" in stem:
+        return _NOHASH.sub("", stem)
+    return stem.rsplit("_", 1)[0] if "_" in stem.strip("_") else stem
+
+
+def compile_group_pattern(spec: str | None) -> re.Pattern[str] | None:
+    """``--group-pattern`` as a regex (None stays None); a bad one raises DatasetError."""
+    if not spec:
+        return None
+    try:
+        return re.compile(spec)
+    except re.error as e:
+        raise DatasetError(f"--group-pattern {spec!r} is not a regular expression: {e}") from None
+
+
 def _group_of(path: Path) -> str:
     return _NOHASH.sub("", path.stem)
 
@@ -224,7 +267,9 @@ def _read_list(path: Path) -> set[str]:
     return {line.strip() for line in path.read_text().splitlines() if line.strip()}
 
 
-def _scan_speech_commands(root: Path, val_pct: float, test_pct: float) -> list[Clip]:
+def _scan_speech_commands(
+    root: Path, val_pct: float, test_pct: float, pattern: re.Pattern[str] | None = None
+) -> list[Clip]:
     val_list = _read_list(root / "validation_list.txt")
     test_list = _read_list(root / "testing_list.txt")
     use_lists = bool(val_list or test_list)
@@ -234,7 +279,7 @@ def _scan_speech_commands(root: Path, val_pct: float, test_pct: float) -> list[C
     clips = []
     for d in _label_dirs(root):
         for p in _wav_files(d):
-            group = _group_of(p)
+            group = group_of(p, pattern) if pattern else _group_of(p)
             if use_lists:
                 rel = p.relative_to(root).as_posix()
                 split = "test" if rel in test_list else "val" if rel in val_list else "train"
@@ -244,9 +289,12 @@ def _scan_speech_commands(root: Path, val_pct: float, test_pct: float) -> list[C
     return clips
 
 
-def _scan_folders(root: Path, val_pct: float, test_pct: float) -> list[Clip]:
+def _scan_folders(
+    root: Path, val_pct: float, test_pct: float, pattern: re.Pattern[str] | None = None
+) -> list[Clip]:
     files = [(d.name, p) for d in _label_dirs(root) for p in _wav_files(d)]
-    per_group = Counter(_group_of(p) for _, p in files)
+    group = {p: group_of(p, pattern) for _, p in files}
+    per_group = Counter(group.values())
     groups = sorted(per_group, key=lambda g: (hash_percent(g), g))
     n = len(files)
     want = {"test": round(n * test_pct / 100.0), "val": round(n * val_pct / 100.0)}
@@ -262,9 +310,7 @@ def _scan_folders(root: Path, val_pct: float, test_pct: float) -> list[Clip]:
         if s != "train":
             have[s] += per_group[g]
         split_of[g] = s
-    return [
-        Clip(p, lab, split_of[_group_of(p)], _group_of(p), source_label=lab) for lab, p in files
-    ]
+    return [Clip(p, lab, split_of[group[p]], group[p], source_label=lab) for lab, p in files]
 
 
 def _scan_esc50(root: Path) -> list[Clip]:
@@ -462,12 +508,14 @@ def _parse_labels(labels: Sequence[str] | str | None) -> list[str] | None:
     return [s.strip() for s in items if s.strip()]
 
 
-def _scan(root: Path, layout: str, val_pct: float, test_pct: float) -> list[Clip]:
+def _scan(
+    root: Path, layout: str, val_pct: float, test_pct: float, pattern: re.Pattern[str] | None
+) -> list[Clip]:
     if layout == "esc50":
         return _scan_esc50(root)
     if layout == "speech_commands":
-        return _scan_speech_commands(root, val_pct, test_pct)
-    return _scan_folders(root, val_pct, test_pct)
+        return _scan_speech_commands(root, val_pct, test_pct, pattern)
+    return _scan_folders(root, val_pct, test_pct, pattern)
 
 
 def load_dataset(
@@ -482,6 +530,7 @@ def load_dataset(
     clip_samples: int = SAMPLE_RATE,
     progress: bool = True,
     unknown_share: float = 1.0,
+    group_pattern: str | None = None,
 ) -> Dataset:
     """Scan ``root``, open every file that may be used, split and map labels (module docstring)."""
     root = Path(root)
@@ -496,7 +545,8 @@ def load_dataset(
     if layout == "auto":
         layout = detect_layout(root)
     report = LoadReport(root=str(root), layout=layout)
-    candidates = _scan(root, layout, val_percent, test_percent)
+    candidates = _scan(root, layout, val_percent, test_percent,
+                       compile_group_pattern(group_pattern))  # fmt: skip
     report.files_seen = len({c.path for c in candidates})
     available = sorted({c.source_label for c in candidates})
     wanted = _parse_labels(labels) or available
@@ -524,11 +574,32 @@ def load_dataset(
     _check_classes(root, layout, clips, final_labels, report)
     report.files_used = len({c.path for c in kept_unknown + known})
     report.counts = {s: dict(Counter(c.label for c in clips if c.split == s)) for s in SPLITS}
+    _count_groups(report, kept_unknown + known)
     for s in ("val", "test"):
         if not report.counts[s]:
             _LOGGER.warning("%s: the %s split is empty", root, s)
     background = [p for p, _ in bg]
     return Dataset(root, layout, final_labels, clips, background, report, clip_samples, fractions)
+
+
+def _count_groups(report: LoadReport, clips: Sequence[Clip]) -> None:
+    """Speakers (groups) per split, and any group that more than one split holds."""
+    per = {s: {c.group for c in clips if c.split == s} for s in SPLITS}
+    report.groups = {s: len(g) for s, g in per.items()}
+    shared = sorted(set.union(*(per[a] & per[b] for a, b in (("train", "val"), ("train", "test"),
+                                                          ("val", "test")))))  # fmt: skip
+    report.shared_groups = shared
+    if shared:
+        _LOGGER.warning(
+            "%s: %d speaker(s)/group(s) in more than one split (e.g. %s): the test figure will "
+            "overstate what unseen speakers get; fix the lists or pass --group-pattern",
+            report.root, len(shared), ", ".join(shared[:3]),
+        )
+    if clips and len({c.group for c in clips}) == len({c.path for c in clips}):
+        _LOGGER.warning(
+            "%s: every file is a group of its own, so files of one speaker may sit in different "
+            "splits; name files <speaker>_<n>.wav or pass --group-pattern", report.root,
+        )
 
 
 def _validate_background(
@@ -587,6 +658,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--val-percent", type=float, default=10.0, help="val share (%%, default: 10)")
     p.add_argument("--test-percent", type=float, default=10.0, help="test share (%%, default: 10)")
+    p.add_argument("--group-pattern", metavar="REGEX",
+                   help="regular expression whose first group (or match) in a file name is its "
+                        "speaker/session; default: the name before _nohash_ or its last _")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the JSON summary instead")
     p.set_defaults(func=_run_inspect)
 
@@ -601,6 +675,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
         seed=args.seed,
         val_percent=args.val_percent,
         test_percent=args.test_percent,
+        group_pattern=args.group_pattern,
     )
     if args.json:
         print(json.dumps({"labels": ds.labels, **ds.report.summary()}, indent=2))

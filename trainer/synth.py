@@ -32,7 +32,9 @@ pool of two worker threads (each call is its own process).
 from __future__ import annotations
 
 import argparse
+import csv
 import functools
+import hashlib
 import json
 import logging
 import re
@@ -41,7 +43,7 @@ import subprocess
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -54,8 +56,33 @@ _LOGGER = logging.getLogger(__name__)
 
 FS = SAMPLE_RATE
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "go", "stop")
-BASE_VOICES = ("en", "en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc")
-VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m7", "f1", "f2", "f3", "f4", "f5", "croak", "klatt")
+ENGLISH_VOICES = ("en-gb", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp",
+                  "en-gb-x-gbcwmd", "en-029", "en-us-nyc")  # fmt: skip
+"""espeak-ng's English voices (accents); the ``mb-*`` MBROLA ones are not installable here."""
+HELD_OUT_VOICES = {"test": ("en-us-nyc", "en-gb-x-gbcwmd"), "val": ("en-029",)}
+"""Whole accents that only the validation or test speakers use: a test figure is for voices
+(accent *and* variant) the model never heard."""
+VARIANTS = (
+    "Alex", "Alicia", "Andrea", "Andy", "Annie", "AnxiousAndy", "Demonic", "Denis", "Diogo",
+    "Gene", "Gene2", "Henrique", "Hugo", "Jacky", "Lee", "Marco", "Mario", "Michael", "Mike",
+    "Nguyen", "RicishayMax", "RicishayMax2", "RicishayMax3", "Storm", "Tweaky", "UniRobot",
+    "adam", "anika", "anikaRobot", "announcer", "antonio", "aunty", "belinda", "benjamin",
+    "boris", "caleb", "croak", "david", "ed", "edward", "edward2", "f1", "f2", "f3", "f4", "f5",
+    "grandma", "grandpa", "gustave", "iven", "iven2", "iven3", "iven4", "john", "kaukovalta",
+    "klatt", "klatt2", "klatt3", "klatt4", "klatt5", "klatt6", "linda", "m1", "m2", "m3", "m4",
+    "m5", "m6", "m7", "m8", "marcelo", "max", "michel", "miguel", "norbert", "pablo", "paul",
+    "pedro", "quincy", "rob", "robert", "robosoft", "robosoft2", "robosoft3", "robosoft4",
+    "robosoft5", "robosoft6", "robosoft7", "robosoft8", "sandro", "shelby", "steph", "steph2",
+    "steph3", "travis", "victor", "whisper", "whisperf", "zac",
+)  # fmt: skip
+"""espeak-ng 1.51's voice variants (``espeak-ng --voices=variant``, by file name)."""
+VARIANT_TEST_PERCENT, VARIANT_VAL_PERCENT = 20.0, 10.0
+"""Shares of ``VARIANTS`` (by name hash) that only test or validation speakers use."""
+WARP_RANGE = (0.86, 1.16)
+"""Vocal-tract-length perturbation: a speaker's audio is resampled by this factor (formants,
+pitch and tempo move together, as between a large and a small speaker)."""
+SPLIT_SHARES = {"train": 0.7, "val": 0.1, "test": 0.2}
+"""Share of each word's clips spoken by training, validation and test speakers."""
 FILLER_WORDS = (
     # Speech Commands' auxiliary words (v1 and v2), the digits that are not negatives below
     "bed", "bird", "cat", "dog", "house", "marvin", "sheila", "tree", "wow", "learn",
@@ -102,7 +129,7 @@ _WORD = re.compile(r"^[a-z][a-z' ]*$")
 
 @dataclass(frozen=True)
 class Voice:
-    """One espeak-ng "speaker": a voice, a variant and a pitch."""
+    """One espeak-ng "speaker": an accent, a variant, a pitch and a vocal-tract length."""
 
     base: str
     """espeak-ng language voice, e.g. "en-gb"."""
@@ -110,10 +137,13 @@ class Voice:
     """espeak-ng variant appended with "+", e.g. "f3"."""
     pitch: int
     """espeak-ng -p pitch (0-99)."""
+    warp: float = 1.0
+    """Resampling factor applied to the speech (``WARP_RANGE``); 1.0 = espeak-ng as it is."""
 
     @property
     def speaker(self) -> str:
-        return f"{self.base.replace('-', '')}-{self.variant}-p{self.pitch}"
+        warp = "" if self.warp == 1.0 else f"-w{round(self.warp * 100)}"
+        return f"{self.base.replace('-', '')}-{self.variant}-p{self.pitch}{warp}"
 
 
 # --- sound sources ---------------------------------------------------------------------------
@@ -132,7 +162,9 @@ def espeak(text: str, voice: Voice, speed: int = 160, amplitude: int = 100) -> n
     # espeak-ng --stdout writes a 44-byte RIFF header with a placeholder size, then int16 PCM.
     rate = int.from_bytes(out[24:28], "little")
     pcm = np.frombuffer(out[44 : 44 + (len(out) - 44) // 2 * 2], "<i2").astype(np.float32)
-    return resample(pcm / 32768.0, rate, FS)
+    # Vocal-tract-length perturbation: read the audio as if sampled ``warp`` times faster.
+    as_if = int(round(rate * voice.warp / 50.0)) * 50
+    return resample(pcm / 32768.0, as_if, FS)
 
 
 @functools.lru_cache(maxsize=512)
@@ -354,14 +386,88 @@ def _place(audio: np.ndarray, rng: np.random.Generator, n: int, max_shift_s: flo
     return out
 
 
-def pick_voices(count: int, rng: np.random.Generator) -> list[Voice]:
-    """``count`` distinct speakers (voice, variant, pitch), sorted by speaker id."""
-    combos = [(b, v) for b in BASE_VOICES for v in VARIANTS]
+def _percent(name: str) -> float:
+    return int(hashlib.sha1(name.encode("utf-8")).hexdigest()[:8], 16) % 10000 / 100.0
+
+
+def variant_split(variant: str) -> str:
+    """The split whose speakers may use ``variant`` (``VARIANT_*_PERCENT`` by name hash)."""
+    pct = _percent(variant)
+    if pct < VARIANT_TEST_PERCENT:
+        return "test"
+    return "val" if pct < VARIANT_TEST_PERCENT + VARIANT_VAL_PERCENT else "train"
+
+
+def voice_pool(split: str) -> list[tuple[str, str]]:
+    """The (accent, variant) pairs a ``split``'s speakers are drawn from. Test and validation
+    speakers use accents and variants no other split uses, so no voice crosses splits."""
+    held = {v for vs in HELD_OUT_VOICES.values() for v in vs}
+    bases = HELD_OUT_VOICES.get(split) or tuple(b for b in ENGLISH_VOICES if b not in held)
+    return [(b, v) for b in bases for v in VARIANTS if variant_split(v) == split]
+
+
+def pick_voices(count: int, rng: np.random.Generator, split: str = "train") -> list[Voice]:
+    """``count`` distinct speakers of ``split`` (accent, variant, pitch, warp), by speaker id."""
+    combos = voice_pool(split)
     if count > len(combos):
-        raise ValueError(f"--speakers {count}: at most {len(combos)} distinct voices")
+        raise ValueError(f"--speakers {count}: at most {len(combos)} distinct {split} voices")
     idx = rng.choice(len(combos), size=count, replace=False)
-    voices = {Voice(combos[i][0], combos[i][1], int(rng.integers(25, 76))) for i in idx}
+    voices = {Voice(combos[i][0], combos[i][1], int(rng.integers(15, 86)),
+                    round(float(rng.uniform(*WARP_RANGE)), 2)) for i in idx}  # fmt: skip
     return sorted(voices, key=lambda v: v.speaker)
+
+
+def split_speakers(speakers: int) -> dict[str, int]:
+    """Speakers per split for ``--speakers`` training speakers (at least 3 in val and test)."""
+    return {"train": speakers, "val": max(3, speakers // 6), "test": max(3, speakers // 3)}
+
+
+# --- vocabulary ------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4096)
+def phonemes(text: str) -> str:
+    """espeak-ng's phonemes for ``text`` (en-us, stress and syllable marks removed)."""
+    cmd = ["espeak-ng", "-q", "-x", "-v", "en-us", text]
+    try:
+        out = subprocess.run(cmd, capture_output=True, check=True, timeout=30, text=True).stdout
+    except FileNotFoundError:
+        raise FileNotFoundError("espeak-ng not found: run scripts/install-system-deps") from None
+    return re.sub(r"[\s'`,_:;-]", "", out)
+
+
+def collides(word: str, other: str) -> bool:
+    """True when ``other`` would be heard as ``word``: the same spelling, the same phonemes
+    (a homophone: "know" of "no") or ``word``'s phonemes ending it ("ago" holds "go")."""
+    if word == other:
+        return True
+    pw, po = phonemes(word), phonemes(other)
+    return pw == po or po.endswith(pw)
+
+
+def parse_words(spec: str) -> tuple[str, ...]:
+    """``--words a,b,"two words"`` -> the words, lower case, each checked and unique."""
+    words = []
+    for raw in next(csv.reader([spec], skipinitialspace=True)):
+        w = " ".join(raw.lower().split())
+        if not _WORD.match(w):
+            raise ValueError(f"--words: {raw!r} is not a word (letters, spaces and ' only)")
+        if w in words:
+            raise ValueError(f"--words: {w!r} is given twice")
+        words.append(w)
+    if not words:
+        raise ValueError("--words: no word given")
+    return tuple(words)
+
+
+def label_of(word: str) -> str:
+    """The folder (label) of a word: spaces become underscores ("turn on" -> "turn_on")."""
+    return word.replace(" ", "_")
+
+
+def fillers_for(words: Sequence[str], pool: Sequence[str] = ()) -> tuple[str, ...]:
+    """``pool`` (default: ``FILLER_WORDS``) without every word that collides with a keyword."""
+    return tuple(f for f in (pool or FILLER_WORDS) if not any(collides(w, f) for w in words))
 
 
 HOUSEHOLD_FOLDER = "household"
@@ -370,9 +476,9 @@ HOUSEHOLD_SHARE = 0.3
 """``--fillers N`` writes this many household clips per filler-word clip (rounded)."""
 
 
-def household_count(fillers: int) -> int:
-    """Household clips that ``--fillers fillers`` writes."""
-    return round(HOUSEHOLD_SHARE * fillers * len(FILLER_WORDS))
+def household_count(fillers: int, filler_words: Sequence[str] = FILLER_WORDS) -> int:
+    """Household clips that ``--fillers fillers`` writes (with ``filler_words`` in use)."""
+    return round(HOUSEHOLD_SHARE * fillers * len(filler_words))
 
 
 def _household_clip(rng: np.random.Generator, n: int = FS) -> np.ndarray:
@@ -385,28 +491,13 @@ def _household_clip(rng: np.random.Generator, n: int = FS) -> np.ndarray:
 
 
 def _keyword_clip(word: str, voice: Voice, rng: np.random.Generator) -> np.ndarray:
-    speed, amp = int(rng.integers(120, 211)), int(rng.integers(30, 131))
-    x = _place(trim(espeak(word, voice, speed, amp)), rng, FS, 0.15)
+    speed, amp = int(rng.integers(110, 221)), int(rng.integers(30, 131))
+    # One speaker never says a word twice the same: pitch and vocal tract move a little.
+    take = replace(voice, pitch=int(np.clip(voice.pitch + rng.integers(-6, 7), 0, 99)),
+                   warp=voice.warp * float(rng.uniform(0.98, 1.02)))  # fmt: skip
+    x = _place(trim(espeak(word, take, speed, amp)), rng, FS, 0.15)
     x += noise("white", FS, rng) * np.float32(_db(rng.uniform(-70.0, -50.0)))
     return x
-
-
-def _write_lists(out: Path, voices: list[Voice], files: dict[str, list[str]], seed: int) -> None:
-    rng = np.random.default_rng((seed, 99))
-    speaking = [v.speaker for v in voices if v.speaker in files]
-    order = [speaking[i] for i in rng.permutation(len(speaking))]
-    k = max(1, round(len(speaking) * 0.1))
-    if len(speaking) < 3:
-        _LOGGER.warning(
-            "%d speakers: no validation/testing lists, the hash split applies", len(speaking)
-        )
-        return
-    for name, chosen in (
-        ("validation_list.txt", order[:k]),
-        ("testing_list.txt", order[k : 2 * k]),
-    ):
-        lines = sorted(f for spk in chosen for f in files.get(spk, []))
-        (out / name).write_text("".join(f"{line}\n" for line in lines))
 
 
 def _background_folder(out: Path, seed: int, seconds: float = 15.0) -> None:
@@ -435,45 +526,139 @@ def _fresh(folder: Path) -> None:
 
 
 def synth_keywords(
-    out: Path, seed: int, per_label: int, speakers: int, workers: int = 2, fillers: int = 0
+    out: Path,
+    seed: int,
+    per_label: int,
+    speakers: int,
+    workers: int = 2,
+    fillers: int = 0,
+    words: Sequence[str] = KEYWORDS,
+    recordings: bool = True,
 ) -> None:
-    """Write the keyword set (Speech Commands layout) to ``out``; ``fillers`` clips of each of
-    ``FILLER_WORDS`` go in folders of their own, plus ``household_count(fillers)`` non-speech
-    household sounds in ``household/`` (train with ``--labels ... --unknown``)."""
+    """Write the keyword set (Speech Commands layout) to ``out``.
+
+    Each word's clips are spoken by training, validation and test speakers in the shares of
+    ``SPLIT_SHARES``; ``validation_list.txt`` and ``testing_list.txt`` name the last two, whose
+    accents and variants no training speaker has (``voice_pool``). ``fillers`` clips of each
+    filler word that does not collide with ``words`` go in folders of their own, plus
+    ``household_count(fillers)`` household sounds and, with ``recordings``, as many 1 s clips of
+    real speech in other languages (``other_speech/``), for an ``_unknown_`` class. With
+    ``recordings`` the ``_background_noise_/`` folder also holds excerpts of real music, speech
+    and effects (``trainer.recordings``, training files only)."""
     _fresh(out)
-    voices = pick_voices(speakers, np.random.default_rng((seed, 1)))
+    shares = split_speakers(speakers)
+    voices = {sp: pick_voices(n, np.random.default_rng((seed, 1, k)), sp)
+              for k, (sp, n) in enumerate(shares.items())}  # fmt: skip
+    filler_words = fillers_for(words) if fillers else ()
     jobs: list[tuple[Path, Callable[[], np.ndarray]]] = []
-    files: dict[str, list[str]] = {}
+    lists: dict[str, list[str]] = {"val": [], "test": []}
     takes: Counter[tuple[str, str]] = Counter()
-    words = [(w, word, per_label, 2) for w, word in enumerate(KEYWORDS)]
-    words += [(w, word, fillers, 5) for w, word in enumerate(FILLER_WORDS) if fillers]
-    for w, word, count, stream in words:
+
+    def add(folder: str, i: int, job: Callable[[Voice], Callable[[], np.ndarray]]) -> None:
+        split = _split_of_index(hash_index(folder) + i)
+        pool = voices[split]
+        voice = pool[(hash_index(folder) + i) % len(pool)]
+        rel = f"{folder}/{voice.speaker}_nohash_{takes[voice.speaker, folder]}.wav"
+        takes[voice.speaker, folder] += 1
+        if split in lists:
+            lists[split].append(rel)
+        jobs.append((out / rel, job(voice)))
+
+    entries = [(w, word, per_label, 2) for w, word in enumerate(words)]
+    entries += [(w, word, fillers, 5) for w, word in enumerate(filler_words)]
+    for w, word, count, stream in entries:
         for i in range(count):
-            voice = voices[(w * count + i) % len(voices)]  # rotate across words too
-            rel = f"{word}/{voice.speaker}_nohash_{takes[voice.speaker, word]}.wav"
-            takes[voice.speaker, word] += 1
-            files.setdefault(voice.speaker, []).append(rel)
             rng = np.random.default_rng((seed, stream, w, i))
-            jobs.append((out / rel, functools.partial(_keyword_clip, word, voice, rng)))
-    for i in range(household_count(fillers)):
+            add(label_of(word), i, lambda v, word=word, rng=rng: functools.partial(
+                _keyword_clip, word, v, rng))  # fmt: skip
+    for i in range(household_count(fillers, filler_words)):
         # Non-speech sounds for _unknown_ too: a keyword model that never heard a beep calls
         # an alarm "yes" (seen in the streamed end-to-end test before this).
-        voice = voices[i % len(voices)]
-        rel = f"{HOUSEHOLD_FOLDER}/{voice.speaker}_nohash_{takes[voice.speaker, HOUSEHOLD_FOLDER]}.wav"
-        takes[voice.speaker, HOUSEHOLD_FOLDER] += 1
-        files.setdefault(voice.speaker, []).append(rel)
         rng = np.random.default_rng((seed, 6, i))
-        jobs.append((out / rel, functools.partial(_household_clip, rng)))
+        add(HOUSEHOLD_FOLDER, i, lambda v, rng=rng: functools.partial(_household_clip, rng))
+    if recordings and fillers:
+        _other_speech(out, seed, household_count(fillers, filler_words), lists)
     _run_jobs(jobs, "keywords", workers)
-    _write_lists(out, voices, files, seed)
+    for name, split in (("validation_list.txt", "val"), ("testing_list.txt", "test")):
+        (out / name).write_text("".join(f"{line}\n" for line in sorted(lists[split])))
     _background_folder(out, seed)
-    _marker(out, seed, per_label, speakers, fillers)
+    if recordings:
+        _real_backgrounds(out, seed)
+    _speakers_file(out, voices)
+    _marker(out, seed, per_label, speakers, fillers, words)
 
 
-def synth_alarm(out: Path, seed: int, per_label: int, speakers: int, workers: int = 2) -> None:
-    """Write the smoke-alarm set (folder per label) to ``out``."""
+_SPLIT_CYCLE = ("train", "test", "val", "train", "train", "test", "train", "train", "train",
+                "train")  # fmt: skip
+"""Splits of clips 0-9, 10-19, ... of a word: ``SPLIT_SHARES``, with every split in the first
+three clips, so even a tiny set has a test and a validation speaker."""
+
+
+def _split_of_index(i: int) -> str:
+    """Clip ``i`` of a word goes to train, val or test (``_SPLIT_CYCLE``)."""
+    return _SPLIT_CYCLE[i % len(_SPLIT_CYCLE)]
+
+
+def hash_index(name: str) -> int:
+    """A stable small integer for ``name`` (rotates speakers differently per word)."""
+    return int(hashlib.sha1(name.encode("utf-8")).hexdigest()[:6], 16)
+
+
+OTHER_SPEECH_FOLDER = "other_speech"
+"""Folder of 1 s clips of real speech in other languages (``trainer.recordings``)."""
+
+
+def _other_speech(out: Path, seed: int, count: int, lists: dict[str, list[str]]) -> None:
+    """``count`` 1 s clips of real speech (train files) and a fifth as many (test files, listed
+    in testing_list.txt) in ``OTHER_SPEECH_FOLDER``, as ``_unknown_`` material."""
+    from . import recordings
+
+    for split, n in (("train", count), ("test", max(1, count // 5))):
+        recs = recordings.require(["speech"], split)
+        rng = np.random.default_rng((seed, 8, 0 if split == "train" else 1))
+        for k, (rec, audio) in enumerate(recordings.excerpts(recs, 1.0, float(n), rng, n)):
+            rel = f"{OTHER_SPEECH_FOLDER}/{split}{rec.path.parent.name}_nohash_{k}.wav"
+            x = _place(audio * np.float32(_db(rng.uniform(-30, -6)) / max(_rms(audio), 1e-6)),
+                       rng, FS, 0.2)
+            write_wav(out / rel, np.clip(x, -1, 1))
+            if split == "test":
+                lists["test"].append(rel)
+
+
+REAL_BACKGROUND_S = {"music": 240.0, "speech": 180.0, "effects": 60.0}
+"""Seconds of each kind of real recording in a set's ``_background_noise_/`` (train files)."""
+
+
+def _real_backgrounds(out: Path, seed: int) -> None:
+    from . import recordings
+
+    for k, (kind, total) in enumerate(REAL_BACKGROUND_S.items()):
+        recs = recordings.require([kind], "train")
+        rng = np.random.default_rng((seed, 9, k))
+        parts = [a for _, a in recordings.excerpts(recs, 20.0, total, rng)]
+        audio = np.concatenate(parts)
+        audio *= np.float32(_db(-25.0) / max(_rms(audio), 1e-6))
+        write_wav(out / "_background_noise_" / f"real_{kind}.wav", np.clip(audio, -1, 1))
+
+
+SPEAKERS_FILE = "SPEAKERS.json"
+"""Who speaks in a synthetic set: speaker id -> split, accent, variant, pitch, warp."""
+
+
+def _speakers_file(out: Path, voices: dict[str, list[Voice]]) -> None:
+    info = {v.speaker: {"split": sp, "accent": v.base, "variant": v.variant, "pitch": v.pitch,
+                        "warp": v.warp} for sp, vs in voices.items() for v in vs}  # fmt: skip
+    (out / SPEAKERS_FILE).write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
+
+
+def synth_alarm(
+    out: Path, seed: int, per_label: int, speakers: int, workers: int = 2,
+    recordings: bool = True,
+) -> None:
+    """Write the smoke-alarm set (folder per label) to ``out``; with ``recordings`` its
+    ``_background_noise_/`` also holds real music, speech and effects (training files)."""
     _fresh(out)
-    voices = pick_voices(speakers, np.random.default_rng((seed, 3)))
+    voices = pick_voices(speakers, np.random.default_rng((seed, 3)), "train")
     jobs: list[tuple[Path, Callable[[], np.ndarray]]] = []
     for i in range(per_label):
         rng = np.random.default_rng((seed, 4, 0, i))
@@ -486,12 +671,18 @@ def synth_alarm(out: Path, seed: int, per_label: int, speakers: int, workers: in
         jobs.append((out / "background" / f"negative{i:04d}.wav", fn))
     _run_jobs(jobs, "alarm", workers)
     _background_folder(out, seed + 1)
+    if recordings:
+        _real_backgrounds(out, seed + 1)
     _marker(out, seed, per_label, speakers)
 
 
-def _marker(out: Path, seed: int, per_label: int, speakers: int, fillers: int = 0) -> None:
+def _marker(
+    out: Path, seed: int, per_label: int, speakers: int, fillers: int = 0,
+    words: Sequence[str] | None = None,
+) -> None:
     info = {"generator": "earshot-train synth", "seed": seed, "per_label": per_label,
-            "speakers": speakers, **({"fillers": fillers} if fillers else {})}  # fmt: skip
+            "speakers": speakers, **({"fillers": fillers} if fillers else {}),
+            **({"words": list(words)} if words is not None else {})}  # fmt: skip
     (out / MARKER).write_text(json.dumps(info, indent=2) + "\n")
 
 
@@ -570,13 +761,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="which set to write (default: all)")  # fmt: skip
     p.add_argument("--per-label", type=int, default=None,
                    help="clips per label (default: 40 per keyword, 150 per alarm class)")  # fmt: skip
-    p.add_argument("--speakers", type=int, default=20,
-                   help="distinct espeak-ng voice/pitch speakers (default: 20)")  # fmt: skip
+    p.add_argument("--speakers", type=int, default=40,
+                   help="distinct espeak-ng training speakers; validation and test get a sixth and a third as many, of accents and variants held out (default: 40)")  # fmt: skip
     p.add_argument("--workers", type=int, default=2, help="parallel espeak-ng calls (default: 2)")
     p.add_argument("--fillers", type=int, default=0, metavar="N",
                    help=f"keywords set: N clips of each of {len(FILLER_WORDS)} non-keywords, one "
-                        f"folder per word, and {HOUSEHOLD_SHARE:g} household sounds per such clip, "
-                        "for an _unknown_ class (default: 0)")  # fmt: skip
+                        f"folder per word, and {HOUSEHOLD_SHARE:g} household sounds and as many "
+                        "clips of real speech in other languages per such clip, for an _unknown_ "
+                        "class (default: 0)")  # fmt: skip
+    p.add_argument("--words", metavar="A,B,...",
+                   help="keywords set: the words to speak, comma-separated, quoted if they hold "
+                        "a space (default: " + ",".join(KEYWORDS) + "); filler words that sound "
+                        "like one of them are left out")  # fmt: skip
+    p.add_argument("--no-recordings", action="store_true",
+                   help="use no real recordings (music, speech, effects from Debian packages) "
+                        "for backgrounds and _unknown_; synthetic noise only")  # fmt: skip
     p.set_defaults(func=_run)
 
 
@@ -592,8 +791,11 @@ def _run(args: argparse.Namespace) -> int:
         if args.set in (name, "all"):
             per = args.per_label or DEFAULT_PER_LABEL[name]
             if name == "keywords":
-                synth_keywords(out / name, args.seed, per, args.speakers, args.workers, args.fillers)
+                words = parse_words(args.words) if args.words else KEYWORDS
+                synth_keywords(out / name, args.seed, per, args.speakers, args.workers,
+                               args.fillers, words, not args.no_recordings)  # fmt: skip
             else:
-                synth_alarm(out / name, args.seed, per, args.speakers, args.workers)
+                synth_alarm(out / name, args.seed, per, args.speakers, args.workers,
+                            not args.no_recordings)
             print(f"wrote {out / name} ({per} clips per label)")
     return 0

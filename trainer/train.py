@@ -90,6 +90,8 @@ class TrainSettings:
     """``_unknown_`` clips kept per split, as a multiple of the mean known class."""
     silence: bool = False
     """Add a ``_silence_`` class from background noise."""
+    group_pattern: str | None = None
+    """Regex naming a file's speaker/session (``trainer.datasets.group_of``); None = default."""
     epochs: int = 30
     """Maximum epochs per training phase (early stopping may end sooner)."""
     batch_size: int = 32
@@ -98,6 +100,8 @@ class TrainSettings:
     """Seed for python, numpy and TensorFlow, the split and the augmentation."""
     augment_copies: int = 1
     """Augmented copies of each training clip added to the training split (0 = none)."""
+    spec_augment: float = 0.5
+    """Share of the augmented copies whose features get SpecAugment time/frequency masks."""
     learning_rate: float = 2e-3
     """Initial Adam learning rate."""
     patience: int = 4
@@ -141,6 +145,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="feature front end (default: stft for pi, q15 for rp2040)",
     )
     p.add_argument("--labels", help="comma-separated label subset (default: every folder)")
+    p.add_argument("--group-pattern", metavar="REGEX",
+                   help="regular expression whose first group (or match) in a file name is its "
+                        "speaker/session, so no speaker is in two splits (default: the name "
+                        "before _nohash_, else before its last _)")  # fmt: skip
     p.add_argument("--unknown", action="store_true", help="add an _unknown_ class (default: off)")
     p.add_argument("--silence", action="store_true", help="add a _silence_ class (default: off)")
     p.add_argument("--unknown-share", type=float, default=1.0, metavar="X",
@@ -156,6 +164,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="augmented copies per training clip (default: 1; 0 = none)",
     )
+    p.add_argument("--spec-augment", type=float, default=0.5, metavar="P",
+                   help="share of the augmented copies whose features get SpecAugment time and "
+                        "frequency masks (default: 0.5; 0 = none)")  # fmt: skip
     p.add_argument("--learning-rate", type=float, default=2e-3,
                    help="initial Adam learning rate (default: 2e-3)")
     p.add_argument(
@@ -180,6 +191,8 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.augment_copies < 0:
         raise ValueError(f"--augment-copies must be >= 0, got {args.augment_copies}")
+    if not 0.0 <= args.spec_augment <= 1.0:
+        raise ValueError(f"--spec-augment must be in [0, 1], got {args.spec_augment}")
     if not args.unknown_share > 0:
         raise ValueError(f"--unknown-share must be > 0, got {args.unknown_share}")
     if (args.transfer_from is None) != (args.positive is None):
@@ -200,10 +213,12 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
         unknown=args.unknown,
         unknown_share=args.unknown_share,
         silence=args.silence,
+        group_pattern=args.group_pattern,
         epochs=args.epochs,
         batch_size=args.batch_size,
         seed=args.seed,
         augment_copies=args.augment_copies,
+        spec_augment=args.spec_augment,
         learning_rate=args.learning_rate,
         patience=args.patience,
         transfer_from=args.transfer_from,
@@ -261,6 +276,7 @@ def _load(settings: TrainSettings, labels: tuple[str, ...] | None):  # type: ign
         unknown=settings.unknown,
         unknown_share=settings.unknown_share,
         silence=settings.silence,
+        group_pattern=settings.group_pattern,
         seed=settings.seed,
         val_percent=VAL_PERCENT,
         test_percent=TEST_PERCENT,
@@ -309,6 +325,7 @@ def training_summary(
         "unknown": settings.unknown,
         "unknown_share": settings.unknown_share,
         "silence": settings.silence,
+        "group_pattern": settings.group_pattern,
         "seed": settings.seed,
         "val_percent": VAL_PERCENT,
         "test_percent": TEST_PERCENT,
@@ -353,9 +370,38 @@ def _fit(
     )
 
 
+SPEC_MASKS = 2
+"""SpecAugment: time masks and frequency masks per masked copy (each up to ``SPEC_MASK_SHARE``)."""
+SPEC_MASK_SHARE = 0.12
+"""Largest share of the frames (or bins) one mask covers."""
+
+
+def spec_augment(feats: np.ndarray, prob: float, seed: int) -> np.ndarray:
+    """SpecAugment (Park et al. 2019) on ``feats`` (n, frames, bins, 1), in place: with ``prob``
+    a feature map gets ``SPEC_MASKS`` time and as many frequency masks, set to its minimum."""
+    rng = np.random.default_rng((seed, 13))
+    n, frames, bins = feats.shape[:3]
+    for i in range(n):
+        if rng.random() >= prob:
+            continue
+        floor = feats[i].min()
+        for axis, size in ((0, frames), (1, bins)):
+            for _ in range(SPEC_MASKS):
+                w = int(rng.integers(0, max(1, int(SPEC_MASK_SHARE * size)) + 1))
+                a = int(rng.integers(0, size - w + 1))
+                if axis == 0:
+                    feats[i, a : a + w] = floor
+                else:
+                    feats[i, :, a : a + w] = floor
+    return feats
+
+
 def _target_features(settings, fe, ds, splits, shift=None):  # type: ignore[no-untyped-def]
     xtr, ytr = _augment(settings, ds, *splits["train"], shift or {})
-    feats = {"train": (compute_features(fe, xtr, f"{fe.name} train", settings.progress), ytr)}
+    ftr = compute_features(fe, xtr, f"{fe.name} train", settings.progress)
+    n0 = len(splits["train"][0])  # the originals come first; only augmented copies are masked
+    spec_augment(ftr[n0:], settings.spec_augment, settings.seed)
+    feats = {"train": (ftr, ytr)}
     for s in ("val", "test"):
         feats[s] = (
             compute_features(fe, splits[s][0], f"{fe.name} {s}", settings.progress),
