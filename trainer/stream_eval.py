@@ -34,7 +34,8 @@ a setting a user can make without retraining. Miss rate = 1 - recall; the DET pl
 rate (%) against false alarms per hour (log x; a point with none is drawn at half of one per
 evaluated hour, the resolution). Suggested setting: the lowest miss rate with false alarms per
 hour <= ``--target-fa-per-hour`` (default 1/h if a firing label has "alarm" in its name, else
-2/h); ties go to the larger offset (fewer false alarms).
+2/h); of offsets that tie, the middle one (margin both ways). A suggestion from streams shorter
+than ``1 / target`` hours cannot tell the target from zero: the report says so.
 """
 
 from __future__ import annotations
@@ -308,12 +309,19 @@ def sweep(
 
 
 def suggest(rows: Sequence[dict[str, Any]], target_fa_per_hour: float) -> dict[str, Any] | None:
-    """The lowest-miss row with FA/h <= target (ties: the larger offset); None if none is."""
+    """The lowest-miss row with FA/h <= target; None if no row keeps to the target.
+
+    Several offsets often tie (a plateau of no misses and no false alarms on a test stream):
+    the middle one of them is taken (the upper middle of an even count), so the suggestion has
+    margin both ways instead of sitting at the edge where the next step starts missing.
+    """
     ok = [r for r in rows if r["fa_per_hour"] is not None and r["fa_per_hour"] <= target_fa_per_hour
           and r["miss_rate"] is not None]  # fmt: skip
     if not ok:
         return None
-    return min(ok, key=lambda r: (r["miss_rate"], r["fa_per_hour"], -r["threshold_offset"]))
+    best = min(r["miss_rate"] for r in ok)
+    tied = sorted((r for r in ok if r["miss_rate"] == best), key=lambda r: r["threshold_offset"])
+    return tied[len(tied) // 2]
 
 
 def plot_det(
