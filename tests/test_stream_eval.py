@@ -335,3 +335,15 @@ def test_suggestion_is_the_lowest_miss_within_budget() -> None:
     assert suggest(rows, 2.0)["threshold_offset"] == 0.0  # middle of the three 10 % rows
     assert suggest(rows, 10.0)["threshold_offset"] == -0.2
     assert suggest(rows[:1], 1.0) is None
+
+
+def test_make_streams_cli_builds_seeded_streams(tmp_path: Path) -> None:
+    _beep_clips(tmp_path / "clips")
+    out = tmp_path / "streams"
+    proc = run_cli("trainer", "make-streams", str(tmp_path / "clips"), "--out", str(out), "--count", "2",
+                   "--duration-s", "20", "--events", "4", "--seed", "10", "--no-progress", timeout=120)  # fmt: skip
+    found = find_streams([out])
+    assert [ev.path.name for ev in found] == ["stream-000.events.json", "stream-001.events.json"]
+    assert [json.loads(ev.path.read_text())["seed"] for ev in found] == [10, 11]
+    assert all(len(ev.events) == 4 and ev.duration_s == 20.0 for ev in found)
+    assert f"{found[0].wav_path}: 20 s, 4 events" in proc.stdout

@@ -269,6 +269,9 @@ def offset_grid(
     settings = settings or DetectorSettings()
     base = detector_config(bundle, replace(settings, threshold_offset=0.0))
     thr = [t for x, t in zip(base.labels, base.thresholds, strict=True) if x not in base.ignore]
+    if not thr:
+        raise ValueError(f"bundle {bundle.path}: no label can fire (all of {', '.join(base.labels)} "
+                         "are ignored), so there is nothing to sweep")
     lo, hi = -max(thr), 1.0 - min(thr)
     n = int(math.floor((hi - lo) / step + 1e-9))
     grid = {round(lo + k * step, 6) for k in range(n + 1)}
@@ -588,6 +591,8 @@ def run(args: argparse.Namespace) -> int:
     settings = config.from_args(args)
     if args.target_fa_per_hour is not None and args.target_fa_per_hour < 0:
         raise ValueError(f"--target-fa-per-hour must be >= 0, got {args.target_fa_per_hour}")
+    if args.tolerance_s < 0:
+        raise ValueError(f"--tolerance-s must be >= 0, got {args.tolerance_s}")
     report = evaluate_streams(
         list(args.bundles), args.streams, args.out, settings.detector, settings.stream,
         args.tolerance_s, args.target_fa_per_hour, args.sweep_step, progress=not args.no_progress,
