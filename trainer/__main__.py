@@ -18,6 +18,8 @@ COMMAND_MODULES = (
     "trainer.datasets",
     "trainer.train",
     "trainer.evaluate",
+    "trainer.streams",
+    "trainer.stream_eval",
     "trainer.compile_c",
 )
 
@@ -32,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
             "  earshot-train synth out/data            # built-in synthetic set\n"
             "  earshot-train train out/data/keywords --out out/bundles\n"
             "  earshot-train evaluate out/bundles/pi out/bundles/rp2040\n"
+            "  earshot-train make-streams out/data/alarm --labels smoke_alarm --out out/streams\n"
+            "  earshot-train evaluate-stream out/bundles/pi --streams out/streams\n"
             "  earshot-train compile out/bundles/rp2040"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
