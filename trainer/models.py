@@ -112,18 +112,29 @@ def clip_input_class() -> type:
     return ClipInput
 
 
-def __getattr__(name: str) -> Any:
-    # ``models.ClipInput`` still works; it imports Keras only when asked for.
-    if name == "ClipInput":
-        return clip_input_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+@functools.cache
+def level_norm_class() -> type:
+    """The ``LevelNorm`` layer class (registered with Keras on first use).
+
+    ``x - mean(x)`` over each example's whole feature map: on log features a gain is an added
+    constant, so this makes the model deaf to the recording level (microphones sit 15-20 dB
+    apart). Exported to TFLite as MEAN and SUB, which the Pi's interpreter runs."""
+    import keras
+
+    @keras.saving.register_keras_serializable(package="earshot")
+    class LevelNorm(keras.layers.Layer):
+        def call(self, x):  # type: ignore[no-untyped-def]
+            return x - keras.ops.mean(x, axis=tuple(range(1, len(x.shape))), keepdims=True)
+
+    return LevelNorm
 
 
 def load_model(path: str | Path) -> keras.Model:
-    """Load a bundle's ``model.keras`` (registers ``ClipInput`` first)."""
+    """Load a bundle's ``model.keras`` (registers earshot's own layers first)."""
     import keras
 
     clip_input_class()
+    level_norm_class()
     return keras.models.load_model(path)
 
 
@@ -285,6 +296,35 @@ def build_ds_cnn(
     return keras.Model(inp, out, name="ds_cnn")
 
 
+def build_kws_dscnn(
+    input_shape: tuple[int, int, int],
+    n_classes: int,
+    adapt: np.ndarray | None,
+    clip_max: float | None = None,
+) -> keras.Model:
+    """A DS-CNN (Zhang et al., "Hello Edge", 2017) sized for the Pi's log-mel input: a strided
+    10x4 conv, four depthwise-separable blocks, global pooling. Level-normalised per clip
+    (``LevelNorm``), then scaled by the training set's statistics; about 2.9 M MACs on (98, 40),
+    a sixth of ``simple_audio``'s 16.3 M."""
+    import keras
+    from keras import layers
+
+    inp, x, adapt = _stem(input_shape, adapt, clip_max)
+    x = level_norm_class()(name="level_norm")(x)
+    if adapt is not None:
+        adapt = adapt - adapt.mean(axis=tuple(range(1, adapt.ndim)), keepdims=True)
+    x = _normalizer(adapt)(x)
+    x = layers.Conv2D(24, (10, 4), strides=2, padding="same", use_bias=False, name="conv")(x)
+    x = layers.BatchNormalization(momentum=_BN_MOMENTUM, name="conv_bn")(x)
+    x = layers.ReLU(name="conv_relu")(x)
+    for i, (filters, stride) in enumerate(((48, 2), (64, 1), (64, 2), (64, 1)), start=1):
+        x = _ds_block(x, filters, stride, f"ds{i}")
+    x = layers.GlobalAveragePooling2D(name="embedding")(x)
+    x = layers.Dropout(0.3)(x)
+    out = layers.Dense(n_classes, activation="softmax", name="head")(x)
+    return keras.Model(inp, out, name="kws_dscnn")
+
+
 def _resize_np(x: np.ndarray | None, size: tuple[int, int]) -> np.ndarray | None:
     """Adapt data after the same resize as the model (so the normaliser sees model-side values)."""
     if x is None:
@@ -320,6 +360,12 @@ ARCHITECTURES: dict[str, Architecture] = {
             build_ds_cnn,
             True,
             "depthwise-separable CNN, ~2K params, ~70K MACs",
+        ),
+        Architecture(
+            "kws_dscnn",
+            build_kws_dscnn,
+            False,
+            "level-normalised DS-CNN for log-mel on the Pi, ~17K params, ~2.9M MACs",
         ),
     )
 }
