@@ -306,7 +306,7 @@ class Daemon:
         if local is not None and self.recogniser is not None:
             bundle, clf, det = local
             self.bundle = bundle
-            self.recogniser.replace(clf, det, kept.stream)
+            self.recogniser.replace(clf, det.config, kept.stream)
             if self.oled is not None:
                 self.oled.set_model(bundle.name)
             _LOGGER.info("reloaded: model %s (%s…)", bundle.name, bundle.sha256[:12])
