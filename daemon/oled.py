@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import OledSettings
-from .events import Alert
+from .outputs import Alert
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class LinuxI2C:
 
 
 class OledSink:
-    """An output sink (see daemon.events) that drives the display from its own thread."""
+    """An output sink (see daemon.outputs) that drives the display from its own thread."""
 
     def __init__(
         self,

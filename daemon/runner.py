@@ -35,8 +35,8 @@ from earshot.wavio import WavError
 
 from . import config
 from .config import ConfigError, Settings
-from .events import Alert, JsonLinesSink, LogSink, Outputs, setup_logging
 from .notify import Notifier
+from .outputs import Alert, JsonLinesSink, LogSink, Outputs, setup_logging
 from .serial_host import (
     BoardDetectors,
     PicoAlerts,

@@ -10,7 +10,7 @@ most once per ``warn_interval_s`` per kind.
 :class:`SerialHost` starts links for configured ports and, for ``auto``, for every port with
 USB vendor id 0x2E8A (Raspberry Pi) that ``serial.tools.list_ports`` shows, rescanning
 periodically. :class:`PicoAlerts` turns DET lines (or, with a host-side detector, SCORES lines)
-into ``daemon.events.Alert`` objects for the same outputs as the local microphone.
+into ``daemon.outputs.Alert`` objects for the same outputs as the local microphone.
 
 ``earshotd picos`` lists attached boards with their hello info.
 """
@@ -284,7 +284,7 @@ def source_name(hello: P.Hello) -> str:
 
 
 class PicoAlerts:
-    """Handler that turns board messages into Alerts for ``daemon.events.Outputs``.
+    """Handler that turns board messages into Alerts for ``daemon.outputs.Outputs``.
 
     By default each DET line is an alert. With ``detector_for`` (labels -> a
     ``earshot.detector.Detector`` or None) or ``detector_for_board`` (the board's Hello -> one or
@@ -340,7 +340,7 @@ class PicoAlerts:
             self._alert(hello, hit.label, hit.score, msg.t)
 
     def _alert(self, hello: P.Hello, label: str, score: float, t_ms: int) -> None:
-        from .events import Alert
+        from .outputs import Alert
 
         self.publish(
             Alert(

@@ -19,7 +19,6 @@ import logging
 import os
 import sys
 import threading
-import time
 from dataclasses import asdict, dataclass
 from typing import IO, Any, Protocol
 
@@ -175,7 +174,3 @@ def _fallback(root: logging.Logger) -> None:
     h = logging.StreamHandler(sys.stderr)
     h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(h)
-
-
-def now() -> float:
-    return time.time()
