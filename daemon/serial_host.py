@@ -28,6 +28,8 @@ from typing import Any
 
 from earshot import protocol as P
 
+from .pico_port import Opener, PicoPort, keep_reopening, open_serial
+
 _LOGGER = logging.getLogger(__name__)
 
 PICO_USB_VID = 0x2E8A
@@ -78,13 +80,6 @@ def find_pico_ports() -> list[str]:
     return sorted(p.device for p in list_ports.comports() if p.vid == PICO_USB_VID)
 
 
-def open_serial(port: str, baud: int, timeout: float) -> Any:
-    """Open ``port`` with pyserial (any URL pyserial knows, e.g. ``loop://``)."""
-    import serial
-
-    return serial.serial_for_url(port, baudrate=baud, timeout=timeout, exclusive=True)
-
-
 class PicoLink(threading.Thread):
     """One port: open, read lines, dispatch messages, reconnect with backoff; never dies."""
 
@@ -93,7 +88,7 @@ class PicoLink(threading.Thread):
         port: str,
         settings: HostSettings,
         handler: Handler,
-        opener: Callable[[str, int, float], Any] = open_serial,
+        opener: Opener = open_serial,
     ) -> None:
         super().__init__(name=f"pico:{port}", daemon=True)
         self.port = port
@@ -102,68 +97,52 @@ class PicoLink(threading.Thread):
         self.opener = opener
         self.stats = LinkStats()
         self._halt = threading.Event()
-        self._ser: Any = None
-        self._write_lock = threading.Lock()
+        self._open: PicoPort | None = None
 
     def stop(self) -> None:
         self._halt.set()
 
     def send(self, cmd: P.Command) -> bool:
         """Write a command line; False if the port is not open or the write failed."""
-        with self._write_lock:
-            ser = self._ser
-            if ser is None:
-                return False
-            try:
-                ser.write(P.format_message(cmd).encode("ascii"))
-                return True
-            except Exception as e:  # a port that vanishes mid-write
-                _LOGGER.debug("%s: write failed: %s", self.port, e)
-                return False
+        port = self._open
+        if port is None:
+            return False
+        try:
+            port.send(cmd)
+            return True
+        except Exception as e:  # a port that vanishes mid-write
+            _LOGGER.debug("%s: write failed: %s", self.port, e)
+            return False
 
     def run(self) -> None:
-        delay = self.settings.backoff_min_s
-        while not self._halt.is_set():
-            try:
-                self._session()
-                delay = self.settings.backoff_min_s  # it worked for a while: start again fast
-            except Exception as e:  # SerialException, OSError, anything a driver raises
-                self._warn("io", "%s: %s (retrying in %.1f s)", self.port, e, delay)
-            finally:
-                self._close()
-            if self._halt.wait(delay):
-                break
-            delay = min(delay * 2.0, self.settings.backoff_max_s)
+        s = self.settings
+        keep_reopening(self._session, self._halt, (s.backoff_min_s, s.backoff_max_s), self._failed)
+
+    def _failed(self, e: Exception, delay: float) -> None:
+        self._warn("io", "%s: %s (retrying in %.1f s)", self.port, e, delay)
 
     def _session(self) -> None:
         s = self.settings
-        ser = self.opener(self.port, s.baud, s.read_timeout_s)
-        with self._write_lock:
-            self._ser = ser
+        port = PicoPort(self.port, s.baud, s.read_timeout_s, self.opener)
+        self._open = port
         self.stats.connects += 1
         self.stats.connected = True
         _LOGGER.info("%s: connected", self.port)
-        self.send(P.Command("hello"))  # a running board does not repeat its boot hello
-        splitter = P.LineSplitter()
-        while not self._halt.is_set():
-            data = ser.read(max(1, getattr(ser, "in_waiting", 0) or 1))
-            if not data:
-                continue
-            for line in splitter.feed(data):
-                self._line(line)
-            if splitter.overlong != self.stats.overlong:
-                self.stats.overlong = splitter.overlong
-                self._warn("overlong", "%s: dropped a line longer than %d bytes", self.port, P.MAX_LINE)
+        try:
+            self.send(P.Command("hello"))  # a running board does not repeat its boot hello
+            self._read(port)
+        finally:
+            self._open = None
+            self.stats.connected = False
+            port.close()
 
-    def _close(self) -> None:
-        with self._write_lock:
-            ser, self._ser = self._ser, None
-        self.stats.connected = False
-        if ser is not None:
-            try:
-                ser.close()
-            except Exception:
-                _LOGGER.debug("%s: close failed", self.port, exc_info=True)
+    def _read(self, port: PicoPort) -> None:
+        while not self._halt.is_set():
+            for line in port.read_lines():
+                self._line(line)
+            if port.overlong != self.stats.overlong:
+                self.stats.overlong = port.overlong
+                self._warn("overlong", "%s: dropped a line longer than %d bytes", self.port, P.MAX_LINE)
 
     def _line(self, line: bytes) -> None:
         if not line.strip():
@@ -218,7 +197,7 @@ class SerialHost:
         self,
         settings: HostSettings,
         handler: Handler,
-        opener: Callable[[str, int, float], Any] = open_serial,
+        opener: Opener = open_serial,
         finder: Callable[[], list[str]] = find_pico_ports,
     ) -> None:
         self.settings = settings
@@ -247,12 +226,6 @@ class SerialHost:
             link.stop()
         for link in links:
             link.join(timeout)
-
-    def send_all(self, cmd: P.Command) -> None:
-        with self._lock:
-            links = list(self.links.values())
-        for link in links:
-            link.send(cmd)
 
     def _add(self, port: str) -> None:
         with self._lock:
@@ -286,21 +259,19 @@ def source_name(hello: P.Hello) -> str:
 class PicoAlerts:
     """Handler that turns board messages into Alerts for ``daemon.outputs.Outputs``.
 
-    By default each DET line is an alert. With ``detector_for`` (labels -> a
-    ``earshot.detector.Detector`` or None) or ``detector_for_board`` (the board's Hello -> one or
-    None; :class:`BoardDetectors`), SCORES lines go through the host's own detector with the
-    local microphone's settings and DET lines are ignored for boards that got one.
+    By default each DET line is an alert. With ``detector_for_board`` (the board's Hello -> an
+    ``earshot.detector.Detector`` or None; :class:`BoardDetectors`), SCORES lines of a board
+    that got a detector go through it, with the local microphone's settings, and its DET lines
+    are ignored.
     """
 
     def __init__(
         self,
         publish: Callable[[Any], None],
-        detector_for: Callable[[tuple[str, ...]], Any] | None = None,
         clock: Callable[[], float] = time.time,
         detector_for_board: Callable[[P.Hello], Any] | None = None,
     ) -> None:
         self.publish = publish
-        self.detector_for = detector_for
         self.detector_for_board = detector_for_board
         self.clock = clock
         self._boards: dict[str, tuple[P.Hello, Any]] = {}
@@ -308,11 +279,7 @@ class PicoAlerts:
 
     def __call__(self, port: str, msg: P.Message) -> None:
         if isinstance(msg, P.Hello):
-            det = None
-            if self.detector_for_board is not None:
-                det = self.detector_for_board(msg)
-            elif self.detector_for is not None:
-                det = self.detector_for(msg.labels)
+            det = None if self.detector_for_board is None else self.detector_for_board(msg)
             with self._lock:
                 self._boards[port] = (msg, det)  # a new hello: a reset board, fresh state
             return

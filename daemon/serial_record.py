@@ -15,14 +15,12 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
 from earshot import protocol as P
 
-from .serial_host import open_serial
+from .pico_port import Opener, PicoPort, open_serial
 from .sources import SourceError
 
 _LOGGER = logging.getLogger(__name__)
@@ -54,7 +52,7 @@ class SerialAudioSource:
         baud: int = 115200,
         start_timeout_s: float = 5.0,
         stall_timeout_s: float = 5.0,
-        opener: Callable[[str, int, float], Any] = open_serial,
+        opener: Opener = open_serial,
     ) -> None:
         self.port = port
         self.name = f"Pico on {port}"
@@ -62,12 +60,11 @@ class SerialAudioSource:
         self.bad_frames = 0
         self.hello: P.Hello | None = None
         self.stall_timeout_s = stall_timeout_s
-        self._splitter = P.LineSplitter()
         self._seq: int | None = None
         self._raw = False
         self._last_audio = time.monotonic()
         try:
-            self._ser = opener(port, baud, 0.05)
+            self._port = PicoPort(port, baud, 0.05, opener)
         except Exception as e:
             raise SerialRecordError(f"{port}: cannot open: {e}") from None
         self._send(P.Command("mode", "raw"))
@@ -75,7 +72,7 @@ class SerialAudioSource:
 
     def _send(self, cmd: P.Command) -> None:
         try:
-            self._ser.write(P.format_message(cmd).encode("ascii"))
+            self._port.send(cmd)
         except Exception as e:
             raise SerialRecordError(f"{self.port}: write failed: {e}") from None
 
@@ -93,11 +90,11 @@ class SerialAudioSource:
     def _pump(self) -> list[np.ndarray]:
         """Read what has arrived; returns the new audio as int16 arrays."""
         try:
-            data = self._ser.read(max(1, getattr(self._ser, "in_waiting", 0) or 1))
+            lines = self._port.read_lines()
         except Exception as e:
             raise SerialRecordError(f"{self.port}: read failed: {e}") from None
         out: list[np.ndarray] = []
-        for line in self._splitter.feed(data):
+        for line in lines:
             try:
                 msg = P.parse_line(line)
             except P.ProtocolError as e:
@@ -147,14 +144,11 @@ class SerialAudioSource:
 
     def close(self) -> None:
         try:
-            self._ser.write(P.format_message(P.Command("mode", "detect")).encode("ascii"))
-            self._ser.flush()
+            self._port.send(P.Command("mode", "detect"))
+            self._port.flush()
         except Exception:
             _LOGGER.debug("%s: could not switch back to detect mode", self.port, exc_info=True)
-        try:
-            self._ser.close()
-        except Exception:
-            _LOGGER.debug("%s: close failed", self.port, exc_info=True)
+        self._port.close()
 
 
 def open_serial_source(port: str, baud: int = 115200) -> SerialAudioSource:

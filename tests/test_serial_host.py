@@ -174,7 +174,7 @@ def test_board_reset_with_scores_through_the_hosts_own_detector(boards) -> None:
     cfg = DetectorConfig(labels=("yes", "no", "_silence_"), thresholds=(0.7, 0.7, 0.7),
                          ignore=frozenset({"_silence_"}), min_count=3, suppression_ms=1500)  # fmt: skip
     alerts: list = []
-    handler = S.PicoAlerts(alerts.append, detector_for=lambda labels: Detector(cfg))
+    handler = S.PicoAlerts(alerts.append, detector_for_board=lambda hello: Detector(cfg))
     host = start_host([board.path], handler)
     try:
         wait_for(lambda: host.links[board.path].stats.hello is not None, what="hello")
