@@ -27,8 +27,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from earshot.bundle import Bundle, BundleError, load_bundle
 from earshot.detector import Detector
 from earshot.wavio import WavError
@@ -53,23 +51,6 @@ STATUS_EVERY_S = 10.0
 READ_TIMEOUT_S = 0.5
 PICOS_ONLY = "picos"
 """Model name on the OLED idle screen when there is no local model (source kind "none")."""
-
-
-class NoAudio:
-    """The source for ``kind = "none"``: no local audio; each read waits and returns nothing."""
-
-    name = "no local audio (Picos only)"
-    overflows = 0
-
-    def __init__(self) -> None:
-        self.closed = False
-
-    def read(self, timeout: float) -> np.ndarray | None:
-        time.sleep(timeout)
-        return np.zeros(0, np.float32)
-
-    def close(self) -> None:
-        self.closed = True
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -166,7 +147,7 @@ class Daemon:
         try:
             self.notifier.status("opening audio source")
             try:
-                source = NoAudio() if s.source.kind == "none" else open_source(s.source, s.mic)
+                source = open_source(s.source, s.mic)
             except (SourceError, WavError) as e:
                 print(f"earshotd: error: {e}", file=sys.stderr)
                 return 2

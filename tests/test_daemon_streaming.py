@@ -7,7 +7,7 @@ import pytest
 
 from daemon import config
 from daemon.inference import Classifier
-from daemon.sources import DcBlocker, MicConditioner, StreamingResampler
+from daemon.sources.conditioning import DcBlocker, MicConditioner, StreamingResampler
 from daemon.streaming import (
     Recogniser,
     RingBuffer,

@@ -2,7 +2,7 @@
 
 :class:`SerialAudioSource` switches the board to raw mode (``ES1 CMD mode=raw``), reads its AUD
 frames (base64 int16 PCM with a sequence number and a CRC, docs/serial-protocol.md) and hands out
-float32 16 kHz audio with the same interface as ``daemon.sources`` (``read(timeout)``, ``name``,
+float32 16 kHz audio with the same interface as every other source (``read(timeout)``, ``name``,
 ``overflows``, ``close()``), so ``earshotd record`` keeps its clip logic (loudest 1 s, silence
 gate, folder-per-label WAVs) whatever the audio comes from. Frames lost on the way (a gap in the
 sequence numbers) are filled with silence, so time stays right, and counted in ``overflows``;
@@ -12,7 +12,6 @@ mode.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 
@@ -20,8 +19,8 @@ import numpy as np
 
 from earshot import protocol as P
 
-from .pico_port import Opener, PicoPort, open_serial
-from .sources import SourceError
+from ..pico_port import Opener, PicoPort, open_serial
+from .base import SourceError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -32,15 +31,6 @@ MAX_FILL_FRAMES = 64
 
 class SerialRecordError(SourceError):
     """The board on a port cannot stream raw audio; the message names the port."""
-
-
-def add_from_option(parser: argparse.ArgumentParser) -> None:
-    """The ``--from PORT`` option of ``earshotd record``."""
-    parser.add_argument(
-        "--from", dest="from_port", metavar="PORT", default=None,
-        help="record from a Pico's raw-audio mode on this serial port (e.g. /dev/ttyACM0) "
-        "instead of the microphone (default: the microphone)",
-    )  # fmt: skip
 
 
 class SerialAudioSource:
