@@ -9,8 +9,8 @@ most once per ``warn_interval_s`` per kind.
 
 :class:`SerialHost` starts links for configured ports and, for ``auto``, for every port with
 USB vendor id 0x2E8A (Raspberry Pi) that ``serial.tools.list_ports`` shows, rescanning
-periodically. :class:`PicoAlerts` turns DET lines (or, with a host-side detector, SCORES lines)
-into ``daemon.outputs.Alert`` objects for the same outputs as the local microphone.
+periodically. What the daemon makes of the messages (alerts for the same outputs as the local
+microphone) is ``daemon.pico_ears``; the bytes go through ``daemon.pico_port``.
 
 ``earshotd picos`` lists attached boards with their hello info.
 """
@@ -249,122 +249,6 @@ class SerialHost:
     def _scan_loop(self) -> None:
         while not self._stop.wait(self.settings.scan_interval_s):
             self._scan()
-
-
-def source_name(hello: P.Hello) -> str:
-    """A board's name on the OLED and in journald's SOURCE: board type and unique id."""
-    return f"{hello.board}-{hello.id}"
-
-
-class PicoAlerts:
-    """Handler that turns board messages into Alerts for ``daemon.outputs.Outputs``.
-
-    By default each DET line is an alert. With ``detector_for_board`` (the board's Hello -> an
-    ``earshot.detector.Detector`` or None; :class:`BoardDetectors`), SCORES lines of a board
-    that got a detector go through it, with the local microphone's settings, and its DET lines
-    are ignored.
-    """
-
-    def __init__(
-        self,
-        publish: Callable[[Any], None],
-        clock: Callable[[], float] = time.time,
-        detector_for_board: Callable[[P.Hello], Any] | None = None,
-    ) -> None:
-        self.publish = publish
-        self.detector_for_board = detector_for_board
-        self.clock = clock
-        self._boards: dict[str, tuple[P.Hello, Any]] = {}
-        self._lock = threading.Lock()
-
-    def __call__(self, port: str, msg: P.Message) -> None:
-        if isinstance(msg, P.Hello):
-            det = None if self.detector_for_board is None else self.detector_for_board(msg)
-            with self._lock:
-                self._boards[port] = (msg, det)  # a new hello: a reset board, fresh state
-            return
-        with self._lock:
-            board = self._boards.get(port)
-        if board is None:
-            return  # no hello yet: we do not know whose detection this is
-        hello, det = board
-        if isinstance(msg, P.Det) and det is None:
-            self._alert(hello, msg.label, msg.score, msg.t)
-        elif isinstance(msg, P.Scores) and det is not None:
-            self._scores(port, hello, det, msg)
-
-    def _scores(self, port: str, hello: P.Hello, det: Any, msg: P.Scores) -> None:
-        if len(msg.q) != len(hello.labels):
-            _LOGGER.warning("%s: %d scores for %d labels", port, len(msg.q), len(hello.labels))
-            return
-        try:
-            hit = det.update(msg.t, msg.values)
-        except ValueError as e:  # time went backwards: the board restarted without a hello
-            _LOGGER.warning("%s: %s; resetting its detector", port, e)
-            det.reset()
-            hit = det.update(msg.t, msg.values)
-        if hit is not None:
-            self._alert(hello, hit.label, hit.score, msg.t)
-
-    def _alert(self, hello: P.Hello, label: str, score: float, t_ms: int) -> None:
-        from .outputs import Alert
-
-        self.publish(
-            Alert(
-                label=label, score=score, source=source_name(hello), t=self.clock(),
-                model_sha256=hello.model, stream_t_ms=t_ms, board_id=hello.id,
-            )
-        )  # fmt: skip
-
-
-class BoardDetectors:
-    """The host-side detector for a board whose model is one of the given rp2040 bundles.
-
-    A board is matched by the model sha256 in its hello (the rp2040 bundle's ``model_sha256``)
-    and gets ``daemon.streaming.detector_config(bundle, detector_settings)``: that bundle's
-    thresholds and the local microphone's ``[detector]`` rules (``ignore`` entries that are not
-    the board's labels are skipped). Unknown models get None, so their own DET lines count.
-    """
-
-    def __init__(self, bundles: list[Any], detector_settings: Any) -> None:
-        self.bundles = {b.sha256: b for b in bundles}
-        self.settings = detector_settings
-
-    def __call__(self, hello: P.Hello) -> Any:
-        from dataclasses import replace
-
-        from earshot.detector import Detector
-
-        from .streaming import detector_config
-
-        bundle = self.bundles.get(hello.model)
-        if bundle is None:
-            _LOGGER.info("board %s: model %s… is not in [serial] bundles; using its DET lines",
-                         hello.id, hello.model[:12])  # fmt: skip
-            return None
-        if tuple(bundle.labels) != tuple(hello.labels):
-            _LOGGER.warning(
-                "board %s: labels %s differ from bundle %s's %s; using its DET lines",
-                hello.id, ",".join(hello.labels), bundle.name, ",".join(bundle.labels),
-            )  # fmt: skip
-            return None
-        ignore = [x for x in self.settings.ignore if x in bundle.labels]
-        cfg = detector_config(bundle, replace(self.settings, ignore=ignore))
-        _LOGGER.info("board %s: model %s; its SCORES go through the host's detector",
-                     hello.id, bundle.name)  # fmt: skip
-        return Detector(cfg)
-
-
-def load_board_bundles(folders: list[str]) -> list[Any]:
-    """The rp2040 bundles of ``[serial] bundles`` (raises earshot.bundle.BundleError)."""
-    from earshot.bundle import load_bundle
-
-    return [load_bundle(f) for f in folders]
-
-
-def host_settings_from_config(serial_cfg: Any) -> HostSettings:
-    """HostSettings from the config file's ``[serial]`` table (daemon.config.SerialSettings)."""
-    return HostSettings(ports=tuple(serial_cfg.ports), baud=int(serial_cfg.baud))
 
 
 # --- earshotd picos ----------------------------------------------------------------------------

@@ -228,7 +228,7 @@ def test_boards_running_a_listed_bundle_are_judged_by_the_hosts_detector_from_sc
     detector (bundle thresholds, [detector] rules) on its SCORES, and its DETs are ignored; a
     board with another model is trusted line by line."""
     from daemon.config import DetectorSettings
-    from daemon.serial_host import BoardDetectors, PicoAlerts
+    from daemon.pico_ears import BoardDetectors, PicoAlerts
     from earshot import protocol as P
     from earshot.bundle import load_bundle
 
