@@ -61,7 +61,6 @@ class Layout:
         self.top_size = 10
         self.label_top = 12 if tall else 9
         self.label_size = 26 if tall else 14
-        self.label_rows = (self.label_top, self.label_top + self.label_size + 4)
         self.bar = (0, 50, 97, 61) if tall else (0, 25, 97, 31)  # x0, y0, x1, y1 (outline)
         self.pct_x = 101
 

@@ -63,7 +63,6 @@ class LinkStats:
     """What a link has seen; read by ``earshotd picos`` and the tests."""
 
     connects: int = 0
-    lines: int = 0
     bad_lines: int = 0
     other_version: int = 0
     overlong: int = 0
@@ -147,7 +146,6 @@ class PicoLink(threading.Thread):
     def _line(self, line: bytes) -> None:
         if not line.strip():
             return
-        self.stats.lines += 1
         try:
             msg = P.parse_line(line)
         except P.VersionError as e:

@@ -27,7 +27,7 @@ from earshot.bundle import BundleError
 from .config import ConfigError, Settings
 from .local_ear import LocalModel, load_model, open_local_ear
 from .notify import Notifier
-from .outputs import JsonLinesSink, LogSink, Outputs
+from .outputs import JsonLinesSink, LogSink, Outputs, Sink
 from .pico_ears import HostFactory, PicoEars, load_board_bundles
 from .serial_host import SerialHost
 from .sources import open_source
@@ -82,7 +82,7 @@ class Service:
 
     def _build_outputs(self, model: LocalModel | None, i2c_factory: Callable[[int], Any] | None) -> Outputs:
         s = self.settings
-        sinks: list[Any] = [LogSink()]
+        sinks: list[Sink] = [LogSink()]
         if s.output.json:
             sinks.append(JsonLinesSink(s.output.json))
         self.oled: Any = None

@@ -13,12 +13,9 @@ class NoAudio:
     name = "no local audio (Picos only)"
     overflows = 0
 
-    def __init__(self) -> None:
-        self.closed = False
-
     def read(self, timeout: float) -> np.ndarray | None:
         time.sleep(timeout)
         return np.zeros(0, np.float32)
 
     def close(self) -> None:
-        self.closed = True
+        pass

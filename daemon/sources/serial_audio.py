@@ -47,8 +47,6 @@ class SerialAudioSource:
         self.port = port
         self.name = f"Pico on {port}"
         self.overflows = 0
-        self.bad_frames = 0
-        self.hello: P.Hello | None = None
         self.stall_timeout_s = stall_timeout_s
         self._seq: int | None = None
         self._raw = False
@@ -87,16 +85,12 @@ class SerialAudioSource:
         for line in lines:
             try:
                 msg = P.parse_line(line)
-            except P.ProtocolError as e:
-                if line.startswith(b"ES1 AUD"):
-                    self.bad_frames += 1  # its samples count as lost at the next good frame
+            except P.ProtocolError as e:  # a bad AUD frame counts as lost at the next good one
                 _LOGGER.debug("%s: %s", self.port, e)
                 continue
             if isinstance(msg, P.Ok):
                 self._raw = msg.mode == "raw"
                 self._seq = None  # the board restarts its sequence numbers
-            elif isinstance(msg, P.Hello):
-                self.hello = msg
             elif isinstance(msg, P.Audio) and self._raw:
                 out.extend(self._frame(msg))
         return out
