@@ -12,7 +12,6 @@ bad one refuses the reload), then the host is restarted if ports, rules or bundl
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import threading
 import time
@@ -180,7 +179,7 @@ class PicoEars:
     def prepare(self, new: Settings) -> Callable[[], None]:
         """Load what ``new`` needs (raises BundleError); the result swaps it in."""
         bundles = load_board_bundles(new.serial.bundles) if new.serial.enabled else []
-        return functools.partial(self.replace, new.serial, new.detector, bundles)
+        return lambda: self.replace(new.serial, new.detector, bundles)
 
     def replace(self, serial: SerialSettings, rules: DetectorSettings, bundles: list[Bundle]) -> None:
         """New ports, detector rules or bundle files (always re-read): host afresh."""

@@ -20,17 +20,20 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from earshot.bundle import BundleError
 
 from .config import ConfigError, Settings
-from .local_ear import LocalModel, load_model, open_local_ear
+from .local_ear import PICOS_ONLY, LocalModel, load_model, open_local_ear
 from .notify import Notifier
 from .outputs import JsonLinesSink, LogSink, Outputs, Sink
 from .pico_ears import HostFactory, PicoEars, load_board_bundles
 from .serial_host import SerialHost
-from .sources import open_source
+from .sources import AudioSource, open_source
+
+if TYPE_CHECKING:
+    from .oled import OledSink
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -62,6 +65,7 @@ class Service:
         notifier: Notifier,
         i2c_factory: Callable[[int], Any] | None = None,
         host_factory: HostFactory = SerialHost,
+        source_opener: Callable[..., AudioSource] = open_source,
     ) -> None:
         self.settings = settings
         self._reload_settings = reload_settings
@@ -71,28 +75,14 @@ class Service:
         notifier.status("loading model")
         model = load_model(settings) if settings.source.kind != "none" else None
         bundles = load_board_bundles(settings.serial.bundles) if settings.serial.enabled else []
-        self.outputs = self._build_outputs(model, i2c_factory)
+        self.outputs, self.oled = build_outputs(settings, model, i2c_factory)
         try:
             notifier.status("opening audio source")
-            self.local = open_local_ear(settings, model, self.outputs, open_source)
+            self.local = open_local_ear(settings, model, self.outputs, source_opener)
         except BaseException:
             self.outputs.close()
             raise
         self.picos = PicoEars(settings, bundles, self.outputs, host_factory)
-
-    def _build_outputs(self, model: LocalModel | None, i2c_factory: Callable[[int], Any] | None) -> Outputs:
-        s = self.settings
-        sinks: list[Sink] = [LogSink()]
-        if s.output.json:
-            sinks.append(JsonLinesSink(s.output.json))
-        self.oled: Any = None
-        if s.oled.enabled:
-            from .local_ear import PICOS_ONLY
-            from .oled import OledSink
-
-            self.oled = OledSink(s.oled, model.bundle.name if model else PICOS_ONLY, i2c_factory)
-            sinks.append(self.oled)
-        return Outputs(sinks)
 
     @property
     def ears(self) -> tuple[Ear, Ear]:
@@ -129,9 +119,17 @@ class Service:
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         if signum == signal.SIGHUP:
-            self._reload = True
+            self.request_reload()
         else:
-            self._stop = True
+            self.request_stop()
+
+    def request_reload(self) -> None:
+        """Reload before the next read (what SIGHUP does)."""
+        self._reload = True
+
+    def request_stop(self) -> None:
+        """Stop after the current read (what SIGTERM and SIGINT do)."""
+        self._stop = True
 
     def _loop(self) -> None:
         next_status = time.monotonic() + STATUS_EVERY_S
@@ -180,3 +178,19 @@ class Service:
         for part in RESTART_ONLY:
             if getattr(read, part) != getattr(self.settings, part):
                 _LOGGER.warning("[%s] changed; it takes effect at the next restart", part)
+
+
+def build_outputs(
+    s: Settings, model: LocalModel | None, i2c_factory: Callable[[int], Any] | None
+) -> tuple[Outputs, OledSink | None]:
+    """The one Outputs for ``[output]`` and ``[oled]``, and the OLED sink (None if disabled)."""
+    sinks: list[Sink] = [LogSink()]
+    if s.output.json:
+        sinks.append(JsonLinesSink(s.output.json))
+    oled: OledSink | None = None
+    if s.oled.enabled:
+        from .oled import OledSink
+
+        oled = OledSink(s.oled, model.bundle.name if model else PICOS_ONLY, i2c_factory)
+        sinks.append(oled)
+    return Outputs(sinks), oled
