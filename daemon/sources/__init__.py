@@ -2,8 +2,8 @@
 
 Every source yields float32 mono chunks at 16 kHz from ``read(timeout)``: an empty chunk if
 none arrived in time, ``None`` when the stream ended (end of file, a stalled board). A source
-counts overflows (audio lost because the reader fell behind) in ``overflows``; the runner
-reports them.
+counts overflows (audio lost because the reader fell behind) in ``overflows``; the local ear
+and ``earshotd record`` report them.
 
 * ``mic`` — :class:`~daemon.sources.mic.MicSource`, PyAudio (ALSA), conditioned for the SPH0645
   (``conditioning``); also ``earshotd devices``.

@@ -17,7 +17,7 @@ class SourceError(RuntimeError):
 
 
 class AudioSource(Protocol):
-    """What the runner needs from a source."""
+    """What an ear (daemon.local_ear) and ``earshotd record`` need from a source."""
 
     name: str
     overflows: int
