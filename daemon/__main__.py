@@ -14,7 +14,7 @@ from daemon.cli import add_commands
 
 COMMAND_MODULES = (
     "daemon.runner",       # earshotd run
-    "daemon.sources",      # earshotd devices
+    "daemon.sources.mic",  # earshotd devices
     "daemon.record",       # earshotd record
     "daemon.classify",     # earshotd classify
     "daemon.serial_host",  # earshotd picos

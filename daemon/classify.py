@@ -1,6 +1,7 @@
 """``earshotd classify``: score WAV files offline with a bundle, one line per file.
 
-With ``--json`` each line is ``{"file", "label", "score", "scores": {label: p}}`` (DESIGN.md).
+With ``--json`` each line is ``{"file", "label", "score", "scores": {label: p}}``; without it,
+``FILE<TAB>LABEL<TAB>SCORE`` (score to 3 decimals).
 Files longer than a clip are scored on the 1 s window the bundle's front end sees (``--fit``).
 """
 
@@ -32,7 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--fit",
         choices=("center", "start", "loudest"),
         default="loudest",
-        help="which 1 s of a longer file to score (default: loudest, as the Pi seed did)",
+        help="which 1 s of a longer file to score (default: loudest, the 1 s centred on the "
+        "largest deviation from the mean, as the daemon's loudest window)",
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="WAV files (any rate, mono or stereo)")
     p.set_defaults(func=run)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import OledSettings
-from .events import Alert
+from .outputs import Alert
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -61,7 +61,6 @@ class Layout:
         self.top_size = 10
         self.label_top = 12 if tall else 9
         self.label_size = 26 if tall else 14
-        self.label_rows = (self.label_top, self.label_top + self.label_size + 4)
         self.bar = (0, 50, 97, 61) if tall else (0, 25, 97, 31)  # x0, y0, x1, y1 (outline)
         self.pct_x = 101
 
@@ -132,7 +131,7 @@ class LinuxI2C:
 
 
 class OledSink:
-    """An output sink (see daemon.events) that drives the display from its own thread."""
+    """An output sink (see daemon.outputs) that drives the display from its own thread."""
 
     def __init__(
         self,

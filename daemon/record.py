@@ -21,9 +21,10 @@ from earshot.audio import SAMPLE_RATE as RATE
 from earshot.audio import fit_length
 from earshot.wavio import WavError, write_wav
 
-from . import config, serial_record
+from . import config
 from .config import ConfigError
 from .sources import SourceError, open_source
+from .sources.serial_audio import open_serial_source
 from .streaming import SilenceGate, levels
 
 _LOGGER = logging.getLogger(__name__)
@@ -45,8 +46,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-silence", action="store_true",
                    help="keep clips the silence gate rejects (background recordings)")
     config.add_arguments(p, sections=("source", "mic", "stream"))
-    serial_record.add_from_option(p)  # --from PORT: a Pico's raw-audio mode (daemon.serial_record)
+    add_from_option(p)
     p.set_defaults(func=run)
+
+
+def add_from_option(parser: argparse.ArgumentParser) -> None:
+    """``--from PORT``: record from a Pico's raw-audio mode (daemon.sources.serial_audio)."""
+    parser.add_argument(
+        "--from", dest="from_port", metavar="PORT", default=None,
+        help="record from a Pico's raw-audio mode on this serial port (e.g. /dev/ttyACM0) "
+        "instead of the microphone (default: the microphone)",
+    )  # fmt: skip
 
 
 def next_index(folder: Path, label: str) -> int:
@@ -64,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         s = config.from_args(args)
-        source = (serial_record.open_serial_source(args.from_port) if args.from_port
+        source = (open_serial_source(args.from_port) if args.from_port
                   else open_source(s.source, s.mic))
     except (ConfigError, SourceError, WavError) as e:
         print(f"earshotd: error: {e}", file=sys.stderr)

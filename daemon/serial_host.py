@@ -9,8 +9,8 @@ most once per ``warn_interval_s`` per kind.
 
 :class:`SerialHost` starts links for configured ports and, for ``auto``, for every port with
 USB vendor id 0x2E8A (Raspberry Pi) that ``serial.tools.list_ports`` shows, rescanning
-periodically. :class:`PicoAlerts` turns DET lines (or, with a host-side detector, SCORES lines)
-into ``daemon.events.Alert`` objects for the same outputs as the local microphone.
+periodically. What the daemon makes of the messages (alerts for the same outputs as the local
+microphone) is ``daemon.pico_ears``; the bytes go through ``daemon.pico_port``.
 
 ``earshotd picos`` lists attached boards with their hello info.
 """
@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from earshot import protocol as P
+
+from .pico_port import Opener, PicoPort, keep_reopening, open_serial
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -61,7 +63,6 @@ class LinkStats:
     """What a link has seen; read by ``earshotd picos`` and the tests."""
 
     connects: int = 0
-    lines: int = 0
     bad_lines: int = 0
     other_version: int = 0
     overlong: int = 0
@@ -78,13 +79,6 @@ def find_pico_ports() -> list[str]:
     return sorted(p.device for p in list_ports.comports() if p.vid == PICO_USB_VID)
 
 
-def open_serial(port: str, baud: int, timeout: float) -> Any:
-    """Open ``port`` with pyserial (any URL pyserial knows, e.g. ``loop://``)."""
-    import serial
-
-    return serial.serial_for_url(port, baudrate=baud, timeout=timeout, exclusive=True)
-
-
 class PicoLink(threading.Thread):
     """One port: open, read lines, dispatch messages, reconnect with backoff; never dies."""
 
@@ -93,7 +87,7 @@ class PicoLink(threading.Thread):
         port: str,
         settings: HostSettings,
         handler: Handler,
-        opener: Callable[[str, int, float], Any] = open_serial,
+        opener: Opener = open_serial,
     ) -> None:
         super().__init__(name=f"pico:{port}", daemon=True)
         self.port = port
@@ -102,73 +96,56 @@ class PicoLink(threading.Thread):
         self.opener = opener
         self.stats = LinkStats()
         self._halt = threading.Event()
-        self._ser: Any = None
-        self._write_lock = threading.Lock()
+        self._open: PicoPort | None = None
 
     def stop(self) -> None:
         self._halt.set()
 
     def send(self, cmd: P.Command) -> bool:
         """Write a command line; False if the port is not open or the write failed."""
-        with self._write_lock:
-            ser = self._ser
-            if ser is None:
-                return False
-            try:
-                ser.write(P.format_message(cmd).encode("ascii"))
-                return True
-            except Exception as e:  # a port that vanishes mid-write
-                _LOGGER.debug("%s: write failed: %s", self.port, e)
-                return False
+        port = self._open
+        if port is None:
+            return False
+        try:
+            port.send(cmd)
+            return True
+        except Exception as e:  # a port that vanishes mid-write
+            _LOGGER.debug("%s: write failed: %s", self.port, e)
+            return False
 
     def run(self) -> None:
-        delay = self.settings.backoff_min_s
-        while not self._halt.is_set():
-            try:
-                self._session()
-                delay = self.settings.backoff_min_s  # it worked for a while: start again fast
-            except Exception as e:  # SerialException, OSError, anything a driver raises
-                self._warn("io", "%s: %s (retrying in %.1f s)", self.port, e, delay)
-            finally:
-                self._close()
-            if self._halt.wait(delay):
-                break
-            delay = min(delay * 2.0, self.settings.backoff_max_s)
+        s = self.settings
+        keep_reopening(self._session, self._halt, (s.backoff_min_s, s.backoff_max_s), self._failed)
+
+    def _failed(self, e: Exception, delay: float) -> None:
+        self._warn("io", "%s: %s (retrying in %.1f s)", self.port, e, delay)
 
     def _session(self) -> None:
         s = self.settings
-        ser = self.opener(self.port, s.baud, s.read_timeout_s)
-        with self._write_lock:
-            self._ser = ser
+        port = PicoPort(self.port, s.baud, s.read_timeout_s, self.opener)
+        self._open = port
         self.stats.connects += 1
         self.stats.connected = True
         _LOGGER.info("%s: connected", self.port)
-        self.send(P.Command("hello"))  # a running board does not repeat its boot hello
-        splitter = P.LineSplitter()
-        while not self._halt.is_set():
-            data = ser.read(max(1, getattr(ser, "in_waiting", 0) or 1))
-            if not data:
-                continue
-            for line in splitter.feed(data):
-                self._line(line)
-            if splitter.overlong != self.stats.overlong:
-                self.stats.overlong = splitter.overlong
-                self._warn("overlong", "%s: dropped a line longer than %d bytes", self.port, P.MAX_LINE)
+        try:
+            self.send(P.Command("hello"))  # a running board does not repeat its boot hello
+            self._read(port)
+        finally:
+            self._open = None
+            self.stats.connected = False
+            port.close()
 
-    def _close(self) -> None:
-        with self._write_lock:
-            ser, self._ser = self._ser, None
-        self.stats.connected = False
-        if ser is not None:
-            try:
-                ser.close()
-            except Exception:
-                _LOGGER.debug("%s: close failed", self.port, exc_info=True)
+    def _read(self, port: PicoPort) -> None:
+        while not self._halt.is_set():
+            for line in port.read_lines():
+                self._line(line)
+            if port.overlong != self.stats.overlong:
+                self.stats.overlong = port.overlong
+                self._warn("overlong", "%s: dropped a line longer than %d bytes", self.port, P.MAX_LINE)
 
     def _line(self, line: bytes) -> None:
         if not line.strip():
             return
-        self.stats.lines += 1
         try:
             msg = P.parse_line(line)
         except P.VersionError as e:
@@ -218,7 +195,7 @@ class SerialHost:
         self,
         settings: HostSettings,
         handler: Handler,
-        opener: Callable[[str, int, float], Any] = open_serial,
+        opener: Opener = open_serial,
         finder: Callable[[], list[str]] = find_pico_ports,
     ) -> None:
         self.settings = settings
@@ -248,12 +225,6 @@ class SerialHost:
         for link in links:
             link.join(timeout)
 
-    def send_all(self, cmd: P.Command) -> None:
-        with self._lock:
-            links = list(self.links.values())
-        for link in links:
-            link.send(cmd)
-
     def _add(self, port: str) -> None:
         with self._lock:
             if port in self.links:
@@ -276,128 +247,6 @@ class SerialHost:
     def _scan_loop(self) -> None:
         while not self._stop.wait(self.settings.scan_interval_s):
             self._scan()
-
-
-def source_name(hello: P.Hello) -> str:
-    """A board's name on the OLED and in journald's SOURCE: board type and unique id."""
-    return f"{hello.board}-{hello.id}"
-
-
-class PicoAlerts:
-    """Handler that turns board messages into Alerts for ``daemon.events.Outputs``.
-
-    By default each DET line is an alert. With ``detector_for`` (labels -> a
-    ``earshot.detector.Detector`` or None) or ``detector_for_board`` (the board's Hello -> one or
-    None; :class:`BoardDetectors`), SCORES lines go through the host's own detector with the
-    local microphone's settings and DET lines are ignored for boards that got one.
-    """
-
-    def __init__(
-        self,
-        publish: Callable[[Any], None],
-        detector_for: Callable[[tuple[str, ...]], Any] | None = None,
-        clock: Callable[[], float] = time.time,
-        detector_for_board: Callable[[P.Hello], Any] | None = None,
-    ) -> None:
-        self.publish = publish
-        self.detector_for = detector_for
-        self.detector_for_board = detector_for_board
-        self.clock = clock
-        self._boards: dict[str, tuple[P.Hello, Any]] = {}
-        self._lock = threading.Lock()
-
-    def __call__(self, port: str, msg: P.Message) -> None:
-        if isinstance(msg, P.Hello):
-            det = None
-            if self.detector_for_board is not None:
-                det = self.detector_for_board(msg)
-            elif self.detector_for is not None:
-                det = self.detector_for(msg.labels)
-            with self._lock:
-                self._boards[port] = (msg, det)  # a new hello: a reset board, fresh state
-            return
-        with self._lock:
-            board = self._boards.get(port)
-        if board is None:
-            return  # no hello yet: we do not know whose detection this is
-        hello, det = board
-        if isinstance(msg, P.Det) and det is None:
-            self._alert(hello, msg.label, msg.score, msg.t)
-        elif isinstance(msg, P.Scores) and det is not None:
-            self._scores(port, hello, det, msg)
-
-    def _scores(self, port: str, hello: P.Hello, det: Any, msg: P.Scores) -> None:
-        if len(msg.q) != len(hello.labels):
-            _LOGGER.warning("%s: %d scores for %d labels", port, len(msg.q), len(hello.labels))
-            return
-        try:
-            hit = det.update(msg.t, msg.values)
-        except ValueError as e:  # time went backwards: the board restarted without a hello
-            _LOGGER.warning("%s: %s; resetting its detector", port, e)
-            det.reset()
-            hit = det.update(msg.t, msg.values)
-        if hit is not None:
-            self._alert(hello, hit.label, hit.score, msg.t)
-
-    def _alert(self, hello: P.Hello, label: str, score: float, t_ms: int) -> None:
-        from .events import Alert
-
-        self.publish(
-            Alert(
-                label=label, score=score, source=source_name(hello), t=self.clock(),
-                model_sha256=hello.model, stream_t_ms=t_ms, board_id=hello.id,
-            )
-        )  # fmt: skip
-
-
-class BoardDetectors:
-    """The host-side detector for a board whose model is one of the given rp2040 bundles.
-
-    A board is matched by the model sha256 in its hello (the rp2040 bundle's ``model_sha256``)
-    and gets ``daemon.streaming.detector_config(bundle, detector_settings)``: that bundle's
-    thresholds and the local microphone's ``[detector]`` rules (``ignore`` entries that are not
-    the board's labels are skipped). Unknown models get None, so their own DET lines count.
-    """
-
-    def __init__(self, bundles: list[Any], detector_settings: Any) -> None:
-        self.bundles = {b.sha256: b for b in bundles}
-        self.settings = detector_settings
-
-    def __call__(self, hello: P.Hello) -> Any:
-        from dataclasses import replace
-
-        from earshot.detector import Detector
-
-        from .streaming import detector_config
-
-        bundle = self.bundles.get(hello.model)
-        if bundle is None:
-            _LOGGER.info("board %s: model %s… is not in [serial] bundles; using its DET lines",
-                         hello.id, hello.model[:12])  # fmt: skip
-            return None
-        if tuple(bundle.labels) != tuple(hello.labels):
-            _LOGGER.warning(
-                "board %s: labels %s differ from bundle %s's %s; using its DET lines",
-                hello.id, ",".join(hello.labels), bundle.name, ",".join(bundle.labels),
-            )  # fmt: skip
-            return None
-        ignore = [x for x in self.settings.ignore if x in bundle.labels]
-        cfg = detector_config(bundle, replace(self.settings, ignore=ignore))
-        _LOGGER.info("board %s: model %s; its SCORES go through the host's detector",
-                     hello.id, bundle.name)  # fmt: skip
-        return Detector(cfg)
-
-
-def load_board_bundles(folders: list[str]) -> list[Any]:
-    """The rp2040 bundles of ``[serial] bundles`` (raises earshot.bundle.BundleError)."""
-    from earshot.bundle import load_bundle
-
-    return [load_bundle(f) for f in folders]
-
-
-def host_settings_from_config(serial_cfg: Any) -> HostSettings:
-    """HostSettings from the config file's ``[serial]`` table (daemon.config.SerialSettings)."""
-    return HostSettings(ports=tuple(serial_cfg.ports), baud=int(serial_cfg.baud))
 
 
 # --- earshotd picos ----------------------------------------------------------------------------

@@ -14,11 +14,12 @@ Silence gate (absolute level of the window about to be classified; 0 dBFS = full
 
 The gate is open when both are at or above their thresholds (``[stream] gate_p2p_dbfs`` and
 ``gate_rms_dbfs``). While it is closed nothing is classified and the detector gets no result, so
-a quiet room costs almost no CPU. The seed compared the raw mean against a threshold, which a
-DC-free microphone signal never exceeds; this gate works on any signal.
+a quiet room costs almost no CPU. A threshold on the raw mean would never open for a DC-free
+microphone signal; this gate works on any signal.
 
 Window choice: ``sliding`` is the latest 1 s; ``loudest`` is the 1 s of the last ``buffer_ms``
-centred on the largest absolute sample (the seed's choice), clamped inside the buffer.
+centred on the largest deviation from the mean (``earshot.audio.loudest_start``, the same rule
+as ``fit_length(..., "loudest")``), clamped inside the buffer.
 """
 
 from __future__ import annotations
@@ -153,29 +154,36 @@ class Recogniser:
     """Chunks in, one HopResult per hop out (see the module docstring)."""
 
     def __init__(self, classifier, detector: Detector, stream: StreamSettings) -> None:  # type: ignore[no-untyped-def]
-        self.classifier = classifier
         self.detector = detector
+        self._configure(classifier, stream)
+        self.ring = self._new_ring()
+        self._next_hop = self.hop
+        self.inferences = 0
+
+    def _configure(self, classifier, stream: StreamSettings) -> None:  # type: ignore[no-untyped-def]
+        self.classifier = classifier
         self.stream = stream
         self.clip = int(classifier.bundle.manifest["clip_samples"])
         self.hop = SAMPLE_RATE * stream.hop_ms // 1000
-        size = max(self.clip, SAMPLE_RATE * stream.buffer_ms // 1000)
-        self.ring = RingBuffer(size if stream.window == "loudest" else self.clip)
         self.gate = SilenceGate(stream.gate_p2p_dbfs, stream.gate_rms_dbfs)
-        self._next_hop = self.hop
-        self._last_fire: int | None = None
-        self.inferences = 0
 
-    def replace(self, classifier, detector: Detector, stream: StreamSettings) -> None:  # type: ignore[no-untyped-def]
-        """Swap model/settings (SIGHUP) keeping the audio already buffered and stream time."""
-        ring, next_hop, last_fire = self.ring, self._next_hop, self._last_fire
-        self.__init__(classifier, detector, stream)  # type: ignore[misc]
-        self._last_fire = last_fire  # the new detector must not report the same event again
-        if self.ring.capacity == ring.capacity:
-            self.ring = ring
+    def _new_ring(self) -> RingBuffer:
+        size = max(self.clip, SAMPLE_RATE * self.stream.buffer_ms // 1000)
+        return RingBuffer(size if self.stream.window == "loudest" else self.clip)
+
+    def replace(self, classifier, detector: DetectorConfig, stream: StreamSettings) -> None:  # type: ignore[no-untyped-def]
+        """Swap model/settings (SIGHUP) keeping the audio already buffered, stream time and the
+        detector's event clock (``Detector.carry_over``)."""
+        old = self.ring
+        self._configure(classifier, stream)
+        self.detector = self.detector.carry_over(detector)
+        self.ring = self._new_ring()
+        if self.ring.capacity == old.capacity:
+            self.ring = old
         else:
-            self.ring.write(ring.latest(min(ring.capacity, self.ring.capacity)))
-            self.ring.total = ring.total
-        self._next_hop = max(next_hop, self.ring.total + 1)
+            self.ring.write(old.latest(min(old.capacity, self.ring.capacity)))
+            self.ring.total = old.total
+        self._next_hop = max(self._next_hop, self.ring.total + 1)
 
     def feed(self, chunk: np.ndarray) -> list[HopResult]:
         out = []
@@ -199,10 +207,4 @@ class Recogniser:
         scores = self.classifier.scores(window)
         self.inferences += 1
         det = self.detector.update(t_ms, scores.tolist())
-        if det is not None:
-            gap = self.detector.config.suppression_ms
-            if self._last_fire is not None and t_ms - self._last_fire < gap:
-                det = None  # fired before a reload, within the suppression time
-            else:
-                self._last_fire = t_ms
         return HopResult(t_ms, p2p, rms, scores, det)

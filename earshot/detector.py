@@ -14,6 +14,10 @@ Rules, for each call ``update(t_ms, scores)``:
    no detection fired in the last ``suppression_ms`` (``t_ms - last >= suppression_ms``).
    The comparison is ``sum >= threshold * count``, exact for scores that are multiples of
    1/256, which is how the firmware's integer version matches this one bit for bit.
+
+A model swap (the daemon's SIGHUP) does not restart the event clock: :meth:`Detector.carry_over`
+builds the detector for the new configuration on the same stream, keeping the time of the last
+detection while the label that fired still exists, so one event is not reported twice.
 """
 
 from __future__ import annotations
@@ -81,11 +85,23 @@ class Detector:
         self._history: deque[tuple[int, tuple[float, ...]]] = deque()
         self._last_t: int | None = None
         self._last_fire: int | None = None
+        self._last_label: str | None = None
 
     def reset(self) -> None:
         self._history.clear()
         self._last_t = None
         self._last_fire = None
+        self._last_label = None
+
+    def carry_over(self, config: DetectorConfig) -> Detector:
+        """A detector for ``config`` on the same stream: stream time may not go backwards, and
+        the last detection still suppresses if its label is one of ``config``'s labels (the
+        score history is not kept; its rows belong to the old labels)."""
+        new = Detector(config)
+        new._last_t = self._last_t
+        if self._last_label in config.labels:
+            new._last_fire, new._last_label = self._last_fire, self._last_label
+        return new
 
     def update(self, t_ms: int, scores: Sequence[float]) -> Detection | None:
         cfg = self.config
@@ -116,5 +132,5 @@ class Detector:
             return None
         if self._last_fire is not None and t_ms - self._last_fire < cfg.suppression_ms:
             return None
-        self._last_fire = t_ms
+        self._last_fire, self._last_label = t_ms, cfg.labels[best]
         return Detection(cfg.labels[best], sums[best] / count, t_ms, best)

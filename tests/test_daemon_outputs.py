@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from daemon.config import OledSettings
-from daemon.events import Alert, JsonLinesSink, LogSink, Outputs
 from daemon.oled import OledSink, render_alert, render_idle
+from daemon.outputs import Alert, JsonLinesSink, LogSink, Outputs
 from tests.fakes_i2c import FakeSSD1306Bus
 
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from daemon.events import Alert
 from daemon.oled import Layout, _font, render_alert
+from daemon.outputs import Alert
 from earshot.wavio import write_wav
 from tests.test_daemon_helpers import (
     base_args,
@@ -212,7 +212,7 @@ def test_pico_alert_fields_reach_journald_as_board_id(caplog):
     """LogSink gives a Pico's alert the BOARD_ID field (the local mic's has none)."""
     import logging
 
-    from daemon.events import LogSink
+    from daemon.outputs import LogSink
 
     with caplog.at_level(logging.INFO, logger="daemon.alerts"):
         LogSink().alert(Alert("tone", 0.9, "pico-E66058388B4A0001", 1.0, "ab" * 32, 1234,
@@ -228,7 +228,7 @@ def test_boards_running_a_listed_bundle_are_judged_by_the_hosts_detector_from_sc
     detector (bundle thresholds, [detector] rules) on its SCORES, and its DETs are ignored; a
     board with another model is trusted line by line."""
     from daemon.config import DetectorSettings
-    from daemon.serial_host import BoardDetectors, PicoAlerts
+    from daemon.pico_ears import BoardDetectors, PicoAlerts
     from earshot import protocol as P
     from earshot.bundle import load_bundle
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from daemon.events import Alert
 from daemon.oled import Layout, render_alert
+from daemon.outputs import Alert
 from tests.test_daemon_helpers import (
     base_args,
     earshotd,

@@ -7,7 +7,7 @@ import pytest
 
 from daemon import config
 from daemon.inference import Classifier
-from daemon.sources import DcBlocker, MicConditioner, StreamingResampler
+from daemon.sources.conditioning import DcBlocker, MicConditioner, StreamingResampler
 from daemon.streaming import (
     Recogniser,
     RingBuffer,
@@ -140,6 +140,36 @@ def test_detector_rejects_backwards_time_and_bad_lengths():
         d.update(400, (1, 0, 0))
     with pytest.raises(ValueError, match="got 2 scores for 3 labels"):
         d.update(600, (1, 0))
+
+
+def _fired(d: Detector, times: range, scores: tuple[float, ...]) -> list[tuple[str, int]]:
+    return [(r.label, r.t_ms) for t in times if (r := d.update(t, scores))]
+
+
+def test_model_swap_keeps_the_suppression_of_a_label_that_still_exists():
+    """SIGHUP swaps the model mid-event: the label that just fired stays quiet for the rest of
+    its suppression time under the new detector; a fresh detector would report it again."""
+    old = _det()
+    assert _fired(old, range(0, 200, 100), (0.0, 0.95, 0.05)) == [("yes", 100)]
+    cfg = DetectorConfig(labels=("bg", "yes", "stop"), thresholds=(0.5, 0.7, 0.7),
+                         average_window_ms=300, min_count=2, suppression_ms=1000,
+                         ignore=frozenset({"bg"}))  # fmt: skip
+    still_yes = range(200, 1500, 100)
+    assert _fired(Detector(cfg), still_yes, (0.0, 0.95, 0.05)) == [("yes", 300), ("yes", 1300)]
+    carried = old.carry_over(cfg)
+    assert _fired(carried, still_yes, (0.0, 0.95, 0.05)) == [("yes", 1100)]
+    with pytest.raises(ValueError, match="backwards"):
+        old.carry_over(cfg).update(50, (1, 0, 0))  # the same stream: time goes on
+
+
+def test_model_swap_drops_the_clock_of_a_label_that_no_longer_exists():
+    old = _det()
+    assert _fired(old, range(0, 200, 100), (0.0, 0.05, 0.95)) == [("no", 100)]
+    cfg = DetectorConfig(labels=("bg", "yes", "stop"), thresholds=(0.5, 0.7, 0.7),
+                         average_window_ms=300, min_count=2, suppression_ms=1000,
+                         ignore=frozenset({"bg"}))  # fmt: skip
+    carried = old.carry_over(cfg)  # "no" is gone: "stop" may fire at once
+    assert _fired(carried, range(200, 500, 100), (0.0, 0.05, 0.95)) == [("stop", 300)]
 
 
 def test_detector_config_from_bundle_ignores_background_and_checks_names():

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from daemon import serial_host as S
+from daemon.pico_ears import PicoAlerts
 from earshot import protocol as P
 from earshot.wavio import read_wav, write_wav
 
@@ -134,7 +135,7 @@ def test_daemon_hosts_two_sims_and_a_garbage_stream_and_survives_a_restart(bins,
     alerts: list = []
     host = S.SerialHost(
         S.HostSettings(ports=(str(a.link), str(b.link), os.ttyname(junk_slave)), backoff_min_s=0.05),
-        S.PicoAlerts(alerts.append),
+        PicoAlerts(alerts.append),
     )
     feeder = threading.Thread(target=garbage, daemon=True)
     feeder.start()

@@ -1,4 +1,4 @@
-"""daemon.serial_host against boards on real ptys (os.openpty; the host opens the slave with pyserial).
+"""daemon.serial_host (and daemon.pico_ears' alerts) against boards on real ptys (os.openpty; the host opens the slave with pyserial).
 
 The simulated boards here speak the real protocol lines (earshot.protocol's formatter, held to the
 same example file as the firmware's C formatter); tests/test_pico_sim.py does the same with the
@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from daemon import serial_host as S
+from daemon.pico_ears import PicoAlerts
 from earshot import protocol as P
 from earshot.detector import Detector, DetectorConfig
 
@@ -103,7 +104,7 @@ def start_host(ports: list[str], handler, **kw) -> S.SerialHost:
 def test_two_boards_and_a_garbage_stream_at_once_get_the_right_detections(boards, caplog) -> None:
     a, b, junk = boards("E66058388B4A0001"), boards("E66058388B4A0002"), boards("0000000000000000")
     alerts: list = []
-    host = start_host([a.path, b.path, junk.path], S.PicoAlerts(alerts.append, clock=lambda: 1.0))
+    host = start_host([a.path, b.path, junk.path], PicoAlerts(alerts.append, clock=lambda: 1.0))
     try:
         wait_for(lambda: all(host.links[x.path].stats.hello for x in (a, b, junk)), what="hellos")
         junk.write(os.urandom(3000) + b"\n" + b"z" * 5000 + b"\nES2 DET t=5 label=yes score=0.9\n")
@@ -132,7 +133,7 @@ def test_a_pty_closed_and_reopened_mid_stream_is_reconnected(boards, tmp_path: P
     port = tmp_path / "ttyACM-by-id"  # like /dev/serial/by-id: a stable name for a new device
     port.symlink_to(first.path)
     alerts: list = []
-    host = start_host([str(port)], S.PicoAlerts(alerts.append))
+    host = start_host([str(port)], PicoAlerts(alerts.append))
     try:
         link = host.links[str(port)]
         wait_for(lambda: link.stats.hello is not None, what="first hello")
@@ -174,7 +175,7 @@ def test_board_reset_with_scores_through_the_hosts_own_detector(boards) -> None:
     cfg = DetectorConfig(labels=("yes", "no", "_silence_"), thresholds=(0.7, 0.7, 0.7),
                          ignore=frozenset({"_silence_"}), min_count=3, suppression_ms=1500)  # fmt: skip
     alerts: list = []
-    handler = S.PicoAlerts(alerts.append, detector_for=lambda labels: Detector(cfg))
+    handler = PicoAlerts(alerts.append, detector_for_board=lambda hello: Detector(cfg))
     host = start_host([board.path], handler)
     try:
         wait_for(lambda: host.links[board.path].stats.hello is not None, what="hello")
@@ -195,7 +196,7 @@ def test_auto_finds_new_boards_when_they_appear(boards) -> None:
     found: list[str] = []
     alerts: list = []
     settings = S.HostSettings(ports=("auto",), scan_interval_s=0.1)
-    host = S.SerialHost(settings, S.PicoAlerts(alerts.append), finder=lambda: list(found))
+    host = S.SerialHost(settings, PicoAlerts(alerts.append), finder=lambda: list(found))
     host.start()
     try:
         board = boards("E66058388B4A7777")

@@ -19,9 +19,8 @@ import logging
 import os
 import sys
 import threading
-import time
 from dataclasses import asdict, dataclass
-from typing import IO, Any, Protocol
+from typing import IO, Protocol
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -58,6 +57,8 @@ class Alert:
 
 
 class Sink(Protocol):
+    """What :class:`Outputs` hands alerts and levels to."""
+
     def alert(self, a: Alert) -> None: ...
     def level(self, source: str, p2p_dbfs: float, rms_dbfs: float) -> None: ...
     def close(self) -> None: ...
@@ -66,7 +67,7 @@ class Sink(Protocol):
 class Outputs:
     """Fan-out to every sink; thread-safe, so the serial host's threads can publish too."""
 
-    def __init__(self, sinks: list[Any]) -> None:
+    def __init__(self, sinks: list[Sink]) -> None:
         self.sinks = list(sinks)
         self._lock = threading.Lock()
 
@@ -175,7 +176,3 @@ def _fallback(root: logging.Logger) -> None:
     h = logging.StreamHandler(sys.stderr)
     h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(h)
-
-
-def now() -> float:
-    return time.time()

@@ -2,7 +2,7 @@
 
 :class:`SerialAudioSource` switches the board to raw mode (``ES1 CMD mode=raw``), reads its AUD
 frames (base64 int16 PCM with a sequence number and a CRC, docs/serial-protocol.md) and hands out
-float32 16 kHz audio with the same interface as ``daemon.sources`` (``read(timeout)``, ``name``,
+float32 16 kHz audio with the same interface as every other source (``read(timeout)``, ``name``,
 ``overflows``, ``close()``), so ``earshotd record`` keeps its clip logic (loudest 1 s, silence
 gate, folder-per-label WAVs) whatever the audio comes from. Frames lost on the way (a gap in the
 sequence numbers) are filled with silence, so time stays right, and counted in ``overflows``;
@@ -12,18 +12,15 @@ mode.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
 from earshot import protocol as P
 
-from .serial_host import open_serial
-from .sources import SourceError
+from ..pico_port import Opener, PicoPort, open_serial
+from .base import SourceError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -36,15 +33,6 @@ class SerialRecordError(SourceError):
     """The board on a port cannot stream raw audio; the message names the port."""
 
 
-def add_from_option(parser: argparse.ArgumentParser) -> None:
-    """The ``--from PORT`` option of ``earshotd record``."""
-    parser.add_argument(
-        "--from", dest="from_port", metavar="PORT", default=None,
-        help="record from a Pico's raw-audio mode on this serial port (e.g. /dev/ttyACM0) "
-        "instead of the microphone (default: the microphone)",
-    )  # fmt: skip
-
-
 class SerialAudioSource:
     """Raw audio from a board in raw mode; see the module docstring."""
 
@@ -54,20 +42,17 @@ class SerialAudioSource:
         baud: int = 115200,
         start_timeout_s: float = 5.0,
         stall_timeout_s: float = 5.0,
-        opener: Callable[[str, int, float], Any] = open_serial,
+        opener: Opener = open_serial,
     ) -> None:
         self.port = port
         self.name = f"Pico on {port}"
         self.overflows = 0
-        self.bad_frames = 0
-        self.hello: P.Hello | None = None
         self.stall_timeout_s = stall_timeout_s
-        self._splitter = P.LineSplitter()
         self._seq: int | None = None
         self._raw = False
         self._last_audio = time.monotonic()
         try:
-            self._ser = opener(port, baud, 0.05)
+            self._port = PicoPort(port, baud, 0.05, opener)
         except Exception as e:
             raise SerialRecordError(f"{port}: cannot open: {e}") from None
         self._send(P.Command("mode", "raw"))
@@ -75,7 +60,7 @@ class SerialAudioSource:
 
     def _send(self, cmd: P.Command) -> None:
         try:
-            self._ser.write(P.format_message(cmd).encode("ascii"))
+            self._port.send(cmd)
         except Exception as e:
             raise SerialRecordError(f"{self.port}: write failed: {e}") from None
 
@@ -93,23 +78,19 @@ class SerialAudioSource:
     def _pump(self) -> list[np.ndarray]:
         """Read what has arrived; returns the new audio as int16 arrays."""
         try:
-            data = self._ser.read(max(1, getattr(self._ser, "in_waiting", 0) or 1))
+            lines = self._port.read_lines()
         except Exception as e:
             raise SerialRecordError(f"{self.port}: read failed: {e}") from None
         out: list[np.ndarray] = []
-        for line in self._splitter.feed(data):
+        for line in lines:
             try:
                 msg = P.parse_line(line)
-            except P.ProtocolError as e:
-                if line.startswith(b"ES1 AUD"):
-                    self.bad_frames += 1  # its samples count as lost at the next good frame
+            except P.ProtocolError as e:  # a bad AUD frame counts as lost at the next good one
                 _LOGGER.debug("%s: %s", self.port, e)
                 continue
             if isinstance(msg, P.Ok):
                 self._raw = msg.mode == "raw"
                 self._seq = None  # the board restarts its sequence numbers
-            elif isinstance(msg, P.Hello):
-                self.hello = msg
             elif isinstance(msg, P.Audio) and self._raw:
                 out.extend(self._frame(msg))
         return out
@@ -147,14 +128,11 @@ class SerialAudioSource:
 
     def close(self) -> None:
         try:
-            self._ser.write(P.format_message(P.Command("mode", "detect")).encode("ascii"))
-            self._ser.flush()
+            self._port.send(P.Command("mode", "detect"))
+            self._port.flush()
         except Exception:
             _LOGGER.debug("%s: could not switch back to detect mode", self.port, exc_info=True)
-        try:
-            self._ser.close()
-        except Exception:
-            _LOGGER.debug("%s: close failed", self.port, exc_info=True)
+        self._port.close()
 
 
 def open_serial_source(port: str, baud: int = 115200) -> SerialAudioSource:

@@ -1,0 +1,200 @@
+"""Picos as ears: every board on ``[serial]``, its messages turned into Alerts for the outputs.
+
+:class:`PicoEars` runs one ``daemon.serial_host.SerialHost`` for the configured ports and hands
+its messages to :class:`PicoAlerts`, which publishes each detection to the same
+``daemon.outputs.Outputs`` as the local microphone. A board whose model is one of the
+``[serial] bundles`` (matched by sha256, :class:`BoardDetectors`) is judged by the host's own
+detector from its SCORES lines; any other board's DET lines are its alerts. On SIGHUP the
+service shell asks :meth:`PicoEars.prepare` for the new parts (it loads the new bundles, so a
+bad one refuses the reload), then the host is restarted if ports, rules or bundles changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from earshot import protocol as P
+from earshot.bundle import Bundle, load_bundle
+from earshot.detector import Detector
+
+from .config import DetectorSettings, SerialSettings, Settings
+from .outputs import Alert, Outputs
+from .serial_host import Handler, HostSettings, SerialHost
+from .streaming import detector_config
+
+_LOGGER = logging.getLogger(__name__)
+
+HostFactory = Callable[[HostSettings, Handler], SerialHost]
+"""Builds the serial host (tests hand in one with a fake opener or finder)."""
+
+
+def source_name(hello: P.Hello) -> str:
+    """A board's name on the OLED and in journald's SOURCE: board type and unique id."""
+    return f"{hello.board}-{hello.id}"
+
+
+class PicoAlerts:
+    """Handler that turns board messages into Alerts (``daemon.outputs``).
+
+    By default each DET line is an alert. With ``detector_for_board`` (the board's Hello -> an
+    ``earshot.detector.Detector`` or None; :class:`BoardDetectors`), SCORES lines of a board
+    that got a detector go through it, with the local microphone's settings, and its DET lines
+    are ignored.
+    """
+
+    def __init__(
+        self,
+        publish: Callable[[Alert], None],
+        clock: Callable[[], float] = time.time,
+        detector_for_board: Callable[[P.Hello], Any] | None = None,
+    ) -> None:
+        self.publish = publish
+        self.detector_for_board = detector_for_board
+        self.clock = clock
+        self._boards: dict[str, tuple[P.Hello, Any]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, port: str, msg: P.Message) -> None:
+        if isinstance(msg, P.Hello):
+            det = None if self.detector_for_board is None else self.detector_for_board(msg)
+            with self._lock:
+                self._boards[port] = (msg, det)  # a new hello: a reset board, fresh state
+            return
+        with self._lock:
+            board = self._boards.get(port)
+        if board is None:
+            return  # no hello yet: we do not know whose detection this is
+        hello, det = board
+        if isinstance(msg, P.Det) and det is None:
+            self._alert(hello, msg.label, msg.score, msg.t)
+        elif isinstance(msg, P.Scores) and det is not None:
+            self._scores(port, hello, det, msg)
+
+    def _scores(self, port: str, hello: P.Hello, det: Any, msg: P.Scores) -> None:
+        if len(msg.q) != len(hello.labels):
+            _LOGGER.warning("%s: %d scores for %d labels", port, len(msg.q), len(hello.labels))
+            return
+        try:
+            hit = det.update(msg.t, msg.values)
+        except ValueError as e:  # time went backwards: the board restarted without a hello
+            _LOGGER.warning("%s: %s; resetting its detector", port, e)
+            det.reset()
+            hit = det.update(msg.t, msg.values)
+        if hit is not None:
+            self._alert(hello, hit.label, hit.score, msg.t)
+
+    def _alert(self, hello: P.Hello, label: str, score: float, t_ms: int) -> None:
+        self.publish(
+            Alert(
+                label=label, score=score, source=source_name(hello), t=self.clock(),
+                model_sha256=hello.model, stream_t_ms=t_ms, board_id=hello.id,
+            )
+        )  # fmt: skip
+
+
+class BoardDetectors:
+    """The host-side detector for a board whose model is one of the given rp2040 bundles.
+
+    A board is matched by the model sha256 in its hello (the rp2040 bundle's ``model_sha256``)
+    and gets ``daemon.streaming.detector_config(bundle, detector_settings)``: that bundle's
+    thresholds and the local microphone's ``[detector]`` rules (``ignore`` entries that are not
+    the board's labels are skipped). Unknown models get None, so their own DET lines count.
+    """
+
+    def __init__(self, bundles: list[Bundle], detector_settings: DetectorSettings) -> None:
+        self.bundles = {b.sha256: b for b in bundles}
+        self.settings = detector_settings
+
+    def __call__(self, hello: P.Hello) -> Detector | None:
+        bundle = self.bundles.get(hello.model)
+        if bundle is None:
+            _LOGGER.info("board %s: model %s… is not in [serial] bundles; using its DET lines",
+                         hello.id, hello.model[:12])  # fmt: skip
+            return None
+        if tuple(bundle.labels) != tuple(hello.labels):
+            _LOGGER.warning(
+                "board %s: labels %s differ from bundle %s's %s; using its DET lines",
+                hello.id, ",".join(hello.labels), bundle.name, ",".join(bundle.labels),
+            )  # fmt: skip
+            return None
+        ignore = [x for x in self.settings.ignore if x in bundle.labels]
+        cfg = detector_config(bundle, dataclasses.replace(self.settings, ignore=ignore))
+        _LOGGER.info("board %s: model %s; its SCORES go through the host's detector",
+                     hello.id, bundle.name)  # fmt: skip
+        return Detector(cfg)
+
+
+def load_board_bundles(folders: list[str]) -> list[Bundle]:
+    """The rp2040 bundles of ``[serial] bundles`` (raises earshot.bundle.BundleError)."""
+    return [load_bundle(f) for f in folders]
+
+
+def host_settings_from_config(serial_cfg: SerialSettings) -> HostSettings:
+    """HostSettings from the config file's ``[serial]`` table (daemon.config.SerialSettings)."""
+    return HostSettings(ports=tuple(serial_cfg.ports), baud=int(serial_cfg.baud))
+
+
+class PicoEars:
+    """The Picos of ``[serial]``: started, stopped and reloaded as one ear."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        bundles: list[Bundle],
+        outputs: Outputs,
+        host_factory: HostFactory = SerialHost,
+    ) -> None:
+        self.serial, self.rules, self.bundles = settings.serial, settings.detector, bundles
+        self.outputs = outputs
+        self.detections = 0
+        self.host: SerialHost | None = None
+        self._host_factory = host_factory
+
+    def start(self) -> None:
+        """Start hosting Picos when ``[serial] enabled``."""
+        if not self.serial.enabled:
+            return
+        handler = PicoAlerts(self._publish, detector_for_board=BoardDetectors(self.bundles, self.rules))
+        self.host = self._host_factory(host_settings_from_config(self.serial), handler)
+        self.host.start()
+        _LOGGER.info(
+            "hosting Picos on %s (%d rp2040 bundle(s) for host-side detection)",
+            ", ".join(self.serial.ports), len(self.bundles),
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        host, self.host = self.host, None
+        if host is not None:
+            host.stop()
+
+    def _publish(self, alert: Alert) -> None:
+        self.detections += 1
+        self.outputs.publish(alert)
+
+    def prepare(self, new: Settings) -> Callable[[], None]:
+        """Load what ``new`` needs (raises BundleError); the result swaps it in."""
+        bundles = load_board_bundles(new.serial.bundles) if new.serial.enabled else []
+        return lambda: self.replace(new.serial, new.detector, bundles)
+
+    def replace(self, serial: SerialSettings, rules: DetectorSettings, bundles: list[Bundle]) -> None:
+        """New ports, detector rules or bundle files (always re-read): host afresh."""
+        if (serial, rules) == (self.serial, self.rules) and not serial.bundles:
+            return
+        self.stop()
+        self.serial, self.rules, self.bundles = serial, rules, bundles
+        self.start()
+
+    def describe(self) -> str | None:
+        return None if self.host is None else f"{len(self.host.links)} Pico port(s)"
+
+    def status(self) -> str | None:
+        if self.host is None:
+            return None
+        links = list(self.host.links.values())
+        up = sum(1 for link in links if link.stats.connected and link.stats.hello)
+        return f"Picos: {up}/{len(links)} up, {self.detections} detections"
