@@ -202,7 +202,7 @@ def untrained_models(work: Path, audio: np.ndarray) -> dict[str, Path]:
     import keras
 
     from earshot.frontends import create
-    from trainer import compile_c, export, models
+    from trainer import compiler, export, models
     from trainer.train import choose_clip_max
 
     fe = create("q15")
@@ -219,21 +219,21 @@ def untrained_models(work: Path, audio: np.ndarray) -> dict[str, Path]:
         folder.mkdir(parents=True, exist_ok=True)
         tflite = folder / "model_int8.tflite"
         tflite.write_bytes(export.to_int8_tflite(model, feats))
-        compile_c.compile_tflite(tflite, folder / "c", labels)
+        compiler.compile_tflite(tflite, folder / "c", labels)
         out[name] = folder / "c"
     return out
 
 
 def bundle_models(bundles: tuple[Path, ...], work: Path) -> dict[str, Path]:
     """Trained bundles compiled to C: '<architecture> (<folder>)' -> model dir."""
-    from trainer import compile_c
+    from trainer import compiler
 
     out = {}
     for b in bundles:
         manifest = json.loads((Path(b) / "manifest.json").read_text())
         name = f"{manifest.get('architecture', '?')} ({Path(b).name})"
         folder = work / "bundles" / re.sub(r"\W+", "_", str(Path(b).resolve()))
-        compile_c.compile_bundle(b, folder, "es")
+        compiler.compile_bundle(b, folder, "es")
         out[name] = folder
     return out
 

@@ -19,7 +19,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from trainer import compile_c  # noqa: E402
+from trainer import compiler  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CORE = REPO / "firmware" / "core"
@@ -273,7 +273,7 @@ def coverage_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def compile_and_build(model: Path, out: Path, labels: list[str]) -> tuple[object, Path]:
-    compiled = compile_c.compile_tflite(model, out, labels)
+    compiled = compiler.compile_tflite(model, out, labels)
     return compiled, build_harness(out)
 
 
@@ -294,7 +294,7 @@ def test_streamed_schedule_equals_the_whole_model_at_every_block(
 ) -> None:
     """The firmware calls es_model_invoke_stream once per block on its rolling spectrogram: the
     output must be what the whole model gives on that input (C, TFLM and TFLite reference)."""
-    step = compile_c.STREAM_ROWS
+    step = compiler.STREAM_ROWS
     for name, model in mcu_models.items():
         labels = ["neg", "pos"] if name.endswith("_binary") else ["a", "b", "c", "d"]
         compiled, exe = compile_and_build(model, tmp_path / name, labels)
@@ -353,9 +353,9 @@ def stream_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[P
 def test_streaming_planner_and_row_kernels_on_small_models(
     stream_models: dict[str, tuple[Path, list[str]]], tmp_path: Path
 ) -> None:
-    step = compile_c.STREAM_ROWS
+    step = compiler.STREAM_ROWS
     for name, (model, expected) in stream_models.items():
-        compiled = compile_c.compile_tflite(model, tmp_path / name, ["a", "b", "c"], any_input=True)
+        compiled = compiler.compile_tflite(model, tmp_path / name, ["a", "b", "c"], any_input=True)
         assert [compiled.ops[i] for i in compiled.streamed] == expected, name
         if name == "every_kernel":
             c_text = compiled.c_path.read_text()
@@ -471,20 +471,20 @@ def test_float_model_is_refused_naming_the_op(tmp_path: Path) -> None:
     model = keras.Model(x_in, layers.Dense(2, activation="softmax")(layers.Flatten()(x_in)))
     path = tmp_path / "float.tflite"
     path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
-    with pytest.raises(compile_c.CompileError, match=r"op RESHAPE \(#0\) uses float32 tensor"):
-        compile_c.compile_tflite(path, tmp_path / "c", ["a", "b"])
+    with pytest.raises(compiler.CompileError, match=r"op RESHAPE \(#0\) uses float32 tensor"):
+        compiler.compile_tflite(path, tmp_path / "c", ["a", "b"])
 
 
 def test_labels_and_identifiers_are_validated(coverage_model: Path, tmp_path: Path) -> None:
-    with pytest.raises(compile_c.CompileError, match="not a valid C identifier"):
-        compile_c.compile_tflite(coverage_model, tmp_path, ["x", "y", "z"], prefix="es-1")
-    with pytest.raises(compile_c.CompileError, match="control character"):
-        compile_c.compile_tflite(coverage_model, tmp_path, ["x", "y\n", "z"])
-    with pytest.raises(compile_c.CompileError, match="3 outputs but 2 labels"):
-        compile_c.compile_tflite(coverage_model, tmp_path, ["x", "y"])
+    with pytest.raises(compiler.CompileError, match="not a valid C identifier"):
+        compiler.compile_tflite(coverage_model, tmp_path, ["x", "y", "z"], prefix="es-1")
+    with pytest.raises(compiler.CompileError, match="control character"):
+        compiler.compile_tflite(coverage_model, tmp_path, ["x", "y\n", "z"])
+    with pytest.raises(compiler.CompileError, match="3 outputs but 2 labels"):
+        compiler.compile_tflite(coverage_model, tmp_path, ["x", "y"])
     # Quotes, backslashes and non-ASCII survive as C escapes and come back unchanged.
     labels = ['say "hi"', "back\\slash", "café"]
-    compile_c.compile_tflite(coverage_model, tmp_path / "esc", labels)
+    compiler.compile_tflite(coverage_model, tmp_path / "esc", labels)
     exe = build_harness(tmp_path / "esc")
     raw = run([str(exe), "--info"]).stdout.decode("utf-8")
     got = re.search(r'"labels": \[(.*)\]', raw)
@@ -494,7 +494,7 @@ def test_labels_and_identifiers_are_validated(coverage_model: Path, tmp_path: Pa
 
 
 def test_prefix_names_the_symbols(coverage_model: Path, tmp_path: Path) -> None:
-    compile_c.compile_tflite(coverage_model, tmp_path, ["x", "y", "z"], prefix="kw")
+    compiler.compile_tflite(coverage_model, tmp_path, ["x", "y", "z"], prefix="kw")
     header = (tmp_path / "kw_model_data.h").read_text()
     assert "EsStatus kw_model_invoke(const int8_t *input, int8_t *output);" in header
     assert "#define KW_MODEL_ARENA_BYTES" in header

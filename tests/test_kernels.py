@@ -21,7 +21,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
 
-from trainer import compile_c  # noqa: E402
+from trainer import compiler  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CORE = REPO / "firmware" / "core"
@@ -284,10 +284,10 @@ class CModels:
         for k, model in enumerate(models):
             path = work / f"m{k}.tflite"
             path.write_bytes(model)
-            compiled = compile_c.compile_tflite(
+            compiled = compiler.compile_tflite(
                 path, work, _labels(model), prefix=f"m{k}", any_input=True
             )
-            graph = compile_c.read_graph(path)
+            graph = compiler.read_graph(path)
             entries.append((f"m{k}", int(np.prod(graph.tensors[graph.input].shape))))
             h.update(compiled.c_path.read_bytes() + compiled.h_path.read_bytes())
         src = _harness_source(entries)

@@ -18,7 +18,7 @@ COMMAND_MODULES = (
     "trainer.datasets",
     "trainer.train",
     "trainer.evaluate",
-    "trainer.compile_c",
+    "trainer.compiler.cli",
 )
 
 
