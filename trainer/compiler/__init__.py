@@ -22,13 +22,14 @@ The passes, one module each:
 * ``plan`` — the streaming planner and the arena planner;
 * ``emit_c`` — the generated header and source (``c_text``: C literals and identifiers);
 * ``model`` — ``compile_tflite`` / ``compile_bundle`` and their result, ``CompiledModel``;
+* ``host`` — a ``CompiledModel`` built for this machine and called through ctypes;
 * ``cli`` — the ``earshot-train compile`` subcommand.
 """
 
 from __future__ import annotations
 
 from .errors import CompileError
-from .model import CompiledModel, compile_bundle, compile_tflite
+from .model import CompiledModel, build_host, compile_bundle, compile_tflite
 from .plan import STREAM_ROWS
 from .tflite_graph import read_graph
 
@@ -36,6 +37,7 @@ __all__ = [
     "STREAM_ROWS",
     "CompileError",
     "CompiledModel",
+    "build_host",
     "compile_bundle",
     "compile_tflite",
     "read_graph",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import numpy as np
 from earshot import bundle as bundle_mod
 from earshot.quant import quantize_multiplier
 
-from . import emit_c
+from . import emit_c, host
 from .c_text import ident
 from .errors import CompileError
 from .lower import lower
@@ -49,6 +50,23 @@ class CompiledModel:
     """Op index -> how es_model_invoke_stream reuses that op's rows (empty: nothing streams)."""
     stream_rows: int = 0
     """Input rows per es_model_invoke_stream step (0 when no op streams)."""
+
+    def build_host(self, folder: Path | None = None, sanitize: bool = True) -> host.HostModel:
+        """gcc the model with the portable core into a shared library and load it: ``invoke``,
+        ``invoke_stream`` and ``info`` by ctypes. ``folder`` defaults to ``host/`` next to the C
+        (not the C's own folder: the firmware's CMake build compiles every .c there)."""
+        return build_host([self], folder or self.c_path.parent / "host", sanitize)[0]
+
+
+def build_host(
+    models: Sequence[CompiledModel], folder: Path, sanitize: bool = True
+) -> list[host.HostModel]:
+    """Several compiled models (distinct prefixes) in one host library, in the given order."""
+    prefixes = [m.prefix for m in models]
+    if len(set(prefixes)) != len(prefixes):
+        raise CompileError(f"one library needs distinct prefixes, got {prefixes}")
+    lib = host.build_library([m.c_path for m in models], Path(folder), sanitize)
+    return [lib.model(p) for p in prefixes]
 
 
 def compile_tflite(
