@@ -29,8 +29,8 @@ _TYPES = {
     9: "int8",
     10: "float64",
 }
-PADDING_SAME, PADDING_VALID = 0, 1
-"""tflite Padding enum."""
+PADDING_VALID = 1
+"""tflite Padding.VALID (the other value, SAME, pads)."""
 ACT_NONE, ACT_RELU, ACT_RELU_N1_TO_1, ACT_RELU6 = 0, 1, 2, 3
 """tflite ActivationFunctionType enum (the values the int8 kernels support)."""
 
