@@ -20,7 +20,7 @@ COMMAND_MODULES = (
     "trainer.evaluate",
     "trainer.streams",
     "trainer.stream_eval",
-    "trainer.compile_c",
+    "trainer.compiler.cli",
 )
 
 

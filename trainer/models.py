@@ -237,7 +237,7 @@ def build_stream_cnn(
     clip_max: float | None = None,
 ) -> keras.Model:
     """Every op before the time pooling is VALID in time with time strides dividing
-    ``STREAM_FRAMES``, so trainer/compile_c.py can stream it (see docs/compiler.md). No
+    ``STREAM_FRAMES``, so trainer/compiler (plan.plan_stream) can stream it (see docs/compiler.md). No
     normaliser: it would be an elementwise op over the full input; batch norm after the first
     conv (folded into it by the converter) absorbs the input's level instead."""
     import keras
