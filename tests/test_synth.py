@@ -98,7 +98,7 @@ def _alarm_kind(a: np.ndarray) -> str:
     spec = np.abs(np.fft.rfft(a))
     hz = np.fft.rfftfreq(a.size, 1 / FS)
     f0 = hz[np.argmax(spec * (hz > 200))]
-    at = {k: spec[np.argmin(np.abs(hz - k * f0))] for k in (1, 3)}
+    at = {k: spec[np.abs(hz - k * f0) < 5 * k].max() for k in (1, 3)}  # the wobble spreads a line
     if 470 <= f0 <= 570 and at[3] > 0.15 * at[1]:  # a square wave's 3rd harmonic is 1/3
         return "low-frequency"
     return "piezo" if 2900 <= hz[np.argmax(spec * (hz > 1000))] <= 3500 else "neither"
