@@ -98,9 +98,10 @@ def _alarm_kind(a: np.ndarray) -> str:
     spec = np.abs(np.fft.rfft(a))
     hz = np.fft.rfftfreq(a.size, 1 / FS)
     f0 = hz[np.argmax(spec * (hz > 200))]
-    at = {k: spec[np.abs(hz - k * f0) < 5 * k].max() for k in (1, 3)}  # the wobble spreads a line
-    if 470 <= f0 <= 570 and at[3] > 0.15 * at[1]:  # a square wave's 3rd harmonic is 1/3
-        return "low-frequency"
+    if 470 <= f0 <= 570:
+        at = {k: spec[np.abs(hz - k * f0) < 5 * k].max() for k in (1, 3)}  # a wobble spreads lines
+        if at[3] > 0.15 * at[1]:  # a square wave's 3rd harmonic is a third of its fundamental
+            return "low-frequency"
     return "piezo" if 2900 <= hz[np.argmax(spec * (hz > 1000))] <= 3500 else "neither"
 
 
