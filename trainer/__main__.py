@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "trainer.train",
     "trainer.evaluate",
     "trainer.streams",
+    "trainer.heldout",
     "trainer.stream_eval",
     "trainer.compiler.cli",
 )
