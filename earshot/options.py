@@ -73,7 +73,7 @@ def options(cls: type) -> dict[str, Option]:
             continue
         hint, nullable = _unwrap(hints[f.name])
         origin = typing.get_origin(hint) or hint
-        default = f.default_factory() if f.default is MISSING and f.default_factory is not MISSING else f.default  # type: ignore[misc]
+        default = f.default_factory() if f.default is MISSING and f.default_factory is not MISSING else f.default  # type: ignore[misc,operator]
         out[f.name] = Option(f.name, _KINDS[origin], default, nullable,
                              tuple if origin is tuple else list, f.metadata)  # fmt: skip
     return out
@@ -165,15 +165,17 @@ def parse_text(kind: str) -> Callable[[str], Any]:
 
 def add_flag(group: Any, o: Option, flag: str, dest: str, shown: str) -> None:
     """Add ``flag`` for ``o`` to an argparse parser or group; its value lands in ``dest`` (None
-    when not given). The help says ``shown`` as the default and lists any choices."""
-    text = f"{o.help} (default: {shown})"
-    if "choices" in o.rules and o.kind != "bool":
-        text = f"{o.help} (one of: {', '.join(map(str, o.rules['choices']))}; default: {shown})"
-    text = text.replace("%", "%%")
+    when not given; a required field's flag is required). The help says ``shown`` as the default
+    and lists any choices."""
+    required = o.default is MISSING
+    said = [] if required else [f"default: {shown}"]
+    if "choices" in o.rules:
+        said.append(f"one of: {', '.join(map(str, o.rules['choices']))}")
+    text = (f"{o.help} ({'; '.join(said)})" if said else o.help).replace("%", "%%")
     if o.kind == "bool":
         group.add_argument(flag, dest=dest, default=None, action=argparse.BooleanOptionalAction,
                            help=text)  # fmt: skip
         return
     metavar = o.rules.get("metavar", "LIST" if o.kind == "list" else o.kind.upper())
     group.add_argument(flag, dest=dest, default=None, type=parse_text(o.kind), metavar=metavar,
-                       help=text)  # fmt: skip
+                       required=required, help=text)  # fmt: skip
