@@ -21,8 +21,8 @@ every optimisation level (``-O2`` and ``-Os``):
 5. Flash (text + data) and RAM (data + bss, which holds the arena, + measured stack peak);
    soft-float helpers linked and called per block.
 
-Ratios compare with the seed (TFLM: 24 ms inference, 32 ms hard limit per block, 128 KB arena)
-and DESIGN.md's budget (6 ms per block, 64 KB flash, 48 KB RAM). Prints tables and saves
+Ratios compare with the seed firmware (TFLM: 24 ms inference, 32 ms hard limit per block, 128 KB
+arena) and the budget (6 ms per block, 64 KB flash, 48 KB RAM), both in docs/architecture.md. Prints tables and saves
 bench/results/mcu_cycles.json. Exit 1 if the emulated output differs from the host build's.
 """
 
@@ -60,7 +60,7 @@ OPTS = ("O2", "Os")
 SEED = {"inference_ms": 24.0, "block_limit_ms": 32.0, "arena_bytes": 128 * 1024}
 """The seed firmware (TFLM + AllOpsResolver): inference per block, hard limit, arena."""
 BUDGET = {"block_ms": 6.0, "flash_bytes": 64 * 1024, "ram_bytes": 48 * 1024}
-"""DESIGN.md: front end + inference per 512-sample block, flash of core + model, RAM peak."""
+"""The budget (docs/architecture.md): front end + inference per 512-sample block, flash of core + model, RAM peak."""
 FRONT_END_CALLS = ("es_frontend_push_block", "es_frontend_quantize", "memmove")
 """What es_pipeline_push_block calls to turn a block into the model's new input rows."""
 INFERENCE_CALL = "es_model_invoke_stream"
@@ -151,7 +151,7 @@ class Result:
     hot: list[tuple[str, int, int]] = field(default_factory=list)
     """Top functions by cycles in the block (self time): (name, instructions, cycles)."""
     ratios: dict[str, float] = field(default_factory=dict)
-    """Against the seed and DESIGN.md's budget (see ratios())."""
+    """Against the seed and the budget (docs/architecture.md) (see ratios())."""
 
     @property
     def exact(self) -> bool:
@@ -379,7 +379,7 @@ def _phase(c: cm0plus.Cost) -> Phase:
 
 
 def ratios(r: Result) -> dict[str, float]:
-    """Result against the seed and DESIGN.md (below 1 is better than the reference)."""
+    """Result against the seed and the budget (docs/architecture.md; below 1 is better than the reference)."""
     return {
         "block_vs_budget_6ms": round(r.total.ms / BUDGET["block_ms"], 4),
         "inference_vs_seed_24ms": round(r.inference.ms / SEED["inference_ms"], 4),
