@@ -144,7 +144,8 @@ def measure(name: str, bundle: Path, streams: Path) -> dict[str, Any]:
     row.update({
         "recall": o["recall"], "fa_per_hour": o["fa_per_hour"],
         "fa_per_hour_negatives": o.get("fa_per_hour_negative"),
-        "latency_p50_ms": o.get("latency_p50_ms"), "latency_p95_ms": o.get("latency_p95_ms"),
+        "false_alarms": o.get("false_alarms"), "events": o.get("events"),
+        "latency_p50_ms": o.get("latency_ms_p50"), "latency_p95_ms": o.get("latency_ms_p95"),
         "stream_hours": round(audio_s / 3600, 3), "cpu_s_per_audio_s": round(cpu / audio_s, 4),
         "suggested": sm.get("suggested"),
     })  # fmt: skip

@@ -196,6 +196,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="val: to choose settings on; test: to report (default: test)")  # fmt: skip
     p.add_argument("--out", type=Path, required=True, help="folder for the streams")
     p.add_argument("--seed", type=int, default=0, help="layout seed (default: 0)")
+    p.add_argument("--events-streams", type=int, default=2, metavar="N",
+                   help="how many events streams (default: 2)")
     p.add_argument("--events-minutes", type=float, default=EVENTS_MINUTES,
                    help=f"length of each of the two events streams (default: {EVENTS_MINUTES:g})")
     p.add_argument("--negatives-minutes", type=float, default=NEGATIVES_MINUTES,
@@ -207,6 +209,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     labels = [x.strip() for x in args.labels.split(",") if x.strip()]
     streams = make_streams(args.data, args.out, labels, args.split, args.seed,
+                           events_streams=args.events_streams,
                            events_minutes=args.events_minutes,
                            negatives_minutes=args.negatives_minutes,
                            progress=not args.no_progress)  # fmt: skip

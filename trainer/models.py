@@ -370,7 +370,7 @@ MCU_ARCHITECTURES: tuple[str, ...] = tuple(n for n, a in ARCHITECTURES.items() i
 """Architectures whose int8 model runs on the firmware's kernels (tested bit-exactly there)."""
 PI_ARCHITECTURES: tuple[str, ...] = tuple(ARCHITECTURES)
 """Architectures for the Pi's float model (any of them runs there)."""
-DEFAULT_ARCH = {"pi": "simple_audio", "rp2040": "stream_cnn"}
+DEFAULT_ARCH = {"pi": "kws_dscnn", "rp2040": "stream_cnn"}
 """Architecture used when ``--arch`` is not given, per target."""
 
 

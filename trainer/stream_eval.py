@@ -519,8 +519,13 @@ def evaluate_streams(
     target_fa_per_hour: float | None = None,
     sweep_step: float = SWEEP_STEP,
     progress: bool = True,
+    record: str = "",
 ) -> dict[str, Any]:
-    """Evaluate bundles on streams into ``out`` (report.json, report.md, DET PNGs)."""
+    """Evaluate bundles on streams into ``out`` (report.json, report.md, DET PNGs).
+
+    ``record``: ``"manifest"`` writes each bundle's figures into its manifest
+    (:func:`record_in_manifest`); ``"thresholds"`` also moves the thresholds of its firing labels
+    by the suggested offset (choose on validation streams, never on the test streams)."""
     evs = find_streams(streams)
     out.mkdir(parents=True, exist_ok=True)
     entries: list[dict[str, Any]] = []
@@ -536,11 +541,52 @@ def evaluate_streams(
                  m["at_current_offset"], m["suggested"])  # fmt: skip
         m["det_png"] = png
         entries.append(m)
+        if record:
+            record_in_manifest(Path(p), m, [str(e.path) for e in evs], record == "thresholds")
     report = {"version": 1, "tolerance_s": tolerance_s, "streams": [str(e.path) for e in evs],
               "bundles": entries}  # fmt: skip
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "report.md").write_text(markdown(report))
     return report
+
+
+def manifest_summary(m: dict[str, Any], streams: Sequence[str]) -> dict[str, Any]:
+    """The figures a manifest carries: recall, false alarms per hour, latency, hours of audio."""
+    o = m["overall"]
+    keys = ("events", "hits", "false_alarms", "recall", "fa_per_hour", "fa_per_hour_negative",
+            "latency_ms_p50", "latency_ms_p95", "hours", "negative_hours")  # fmt: skip
+    return {**{k: o.get(k) for k in keys}, "streams": list(streams),
+            "threshold_offset": m["detector"]["threshold_offset"],
+            "suggested_offset": (m["suggested"] or {}).get("threshold_offset"),
+            "target_fa_per_hour": m["target_fa_per_hour"]}  # fmt: skip
+
+
+def record_in_manifest(
+    bundle: Path, m: dict[str, Any], streams: Sequence[str], apply: bool = False
+) -> None:
+    """Write ``manifest_summary`` into ``bundle``'s manifest under ``stream_eval`` (and, with
+    ``apply``, its firing labels' thresholds moved by the suggested offset, clamped to 0.05-0.99,
+    recorded under ``thresholds_from``)."""
+    path = Path(bundle) / "manifest.json"
+    doc = json.loads(path.read_text())
+    summary = manifest_summary(m, streams)
+    if apply:
+        off = summary["suggested_offset"]
+        if off is None:
+            _LOGGER.warning("%s: no threshold keeps to %s false alarms/h; thresholds unchanged",
+                            bundle, m["target_fa_per_hour"])  # fmt: skip
+        else:
+            doc["thresholds"] = {
+                k: (round(min(0.99, max(0.05, float(v) + off)), 4) if k in m["firing_labels"]
+                    else v) for k, v in doc["thresholds"].items()}  # fmt: skip
+            doc["thresholds_from"] = {"method": "stream sweep", "offset": off,
+                                      "streams": list(streams)}  # fmt: skip
+        doc["stream_eval_val"] = summary
+    else:
+        doc["stream_eval"] = summary
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    tmp.replace(path)
 
 
 # -- command line --------------------------------------------------------------------------------
@@ -580,6 +626,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"a detection up to S after an event's end still counts (default: {TOLERANCE_S})")
     p.add_argument("--sweep-step", type=float, default=SWEEP_STEP,
                    help=f"threshold offset grid spacing (default: {SWEEP_STEP})")
+    p.add_argument("--record", choices=("manifest", "thresholds"), default="",
+                   help="manifest: write the figures into each bundle's manifest.json "
+                        "(stream_eval); thresholds: also move its thresholds by the suggested "
+                        "offset (use validation streams for this, never the test streams)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     config.add_arguments(p, sections=("stream", "detector"))
     p.set_defaults(func=run)  # fmt: skip
@@ -596,6 +646,7 @@ def run(args: argparse.Namespace) -> int:
     report = evaluate_streams(
         list(args.bundles), args.streams, args.out, settings.detector, settings.stream,
         args.tolerance_s, args.target_fa_per_hour, args.sweep_step, progress=not args.no_progress,
+        record=args.record,
     )  # fmt: skip
     for e in report["bundles"]:
         o = e["overall"]

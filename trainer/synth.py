@@ -123,7 +123,7 @@ NEGATIVE_WORDS = (
     "thank you", "good night", "easy", "tea", "answer", "ice",
 )  # fmt: skip
 ALARM_LABELS = ("smoke_alarm", "background")
-DEFAULT_PER_LABEL = {"keywords": 40, "alarm": 150}
+DEFAULT_PER_LABEL = {"keywords": 300, "alarm": 150}
 MARKER = "SYNTH.json"
 _WORD = re.compile(r"^[a-z][a-z' ]*$")
 
@@ -794,9 +794,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", choices=("keywords", "alarm", "all"), default="all",
                    help="which set to write (default: all)")  # fmt: skip
     p.add_argument("--per-label", type=int, default=None,
-                   help="clips per label (default: 40 per keyword, 150 per alarm class)")  # fmt: skip
-    p.add_argument("--speakers", type=int, default=40,
-                   help="distinct espeak-ng training speakers; validation and test get a sixth and a third as many, of accents and variants held out (default: 40)")  # fmt: skip
+                   help="clips per label (default: 300 per keyword, 150 per alarm class)")  # fmt: skip
+    p.add_argument("--speakers", type=int, default=80,
+                   help="distinct espeak-ng training speakers; validation and test get a sixth and a third as many, of accents and variants held out (default: 80)")  # fmt: skip
     p.add_argument("--workers", type=int, default=2, help="parallel espeak-ng calls (default: 2)")
     p.add_argument("--fillers", type=int, default=0, metavar="N",
                    help=f"keywords set: N clips of each of {len(FILLER_WORDS)} non-keywords, one "

@@ -41,7 +41,7 @@ from . import models
 
 _LOGGER = logging.getLogger(__name__)
 
-DEFAULT_FRONTEND = {"pi": "stft", "rp2040": "q15"}
+DEFAULT_FRONTEND = {"pi": "logmel", "rp2040": "q15"}
 """Front end per target when ``--frontend`` is not given."""
 VAL_PERCENT = 10.0
 """Share of the data set in the validation split (percent)."""
