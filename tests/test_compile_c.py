@@ -165,7 +165,7 @@ def mcu_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         m = models.build(name, (124, 129, 1), 4, adapt, clip_max=400.0)
         paths[name] = out / f"{name}.tflite"
         paths[name].write_bytes(export.to_int8_tflite(m, adapt))
-        binary, _ = models.binary_head(m)
+        binary, _ = models.transfer_head(m)
         _spread_head(binary)
         paths[name + "_binary"] = out / f"{name}_binary.tflite"
         paths[name + "_binary"].write_bytes(export.to_int8_tflite(binary, adapt))

@@ -20,7 +20,7 @@ def test_evaluate_writes_json_png_and_markdown(keyword_bundles: dict[str, Path],
     report = json.loads((out / "report.json").read_text())
     md = (out / "report.md").read_text()
     pi, mcu = report["bundles"]
-    assert pi["frontend"] == "stft" and set(pi["models"]) == {"float"}
+    assert pi["frontend"] == "logmel" and set(pi["models"]) == {"float"}
     assert mcu["frontend"] == "q15" and set(mcu["models"]) == {"int8", "float"}
     assert mcu["int8_minus_float"] == pytest.approx(
         mcu["models"]["int8"]["accuracy"] - mcu["models"]["float"]["accuracy"], abs=1e-4)
@@ -62,8 +62,8 @@ def test_bundles_with_one_name_keep_their_own_plots(keyword_bundles: dict[str, P
 def test_bundle_name_says_a_non_default_front_end() -> None:
     from trainer.train import bundle_name
 
-    assert bundle_name(Path("out/data/keywords"), "pi", "stft") == "keywords-pi"
-    assert bundle_name(Path("out/data/keywords"), "pi", "logmel") == "keywords-pi-logmel"
+    assert bundle_name(Path("out/data/keywords"), "pi", "logmel") == "keywords-pi"
+    assert bundle_name(Path("out/data/keywords"), "pi", "stft") == "keywords-pi-stft"
     assert bundle_name(Path("kw"), "rp2040", "q15") == "kw-rp2040"
 
 

@@ -68,7 +68,7 @@ def test_float_model_clips_like_the_int8_input(tmp_path: Path) -> None:
 
 def test_binary_head_is_one_sigmoid_unit() -> None:
     base = models.build("rp2040_seed", SHAPE, 8, _q15_like(4), 255.0)
-    model, trunk = models.binary_head(base)
+    model, trunk = models.transfer_head(base)
     assert model.output_shape == (None, 1)
     assert model.layers[-1].activation.__name__ == "sigmoid"
     trunk.trainable = False
@@ -124,3 +124,18 @@ def test_saved_model_with_clip_input_loads_back(tmp_path: Path) -> None:
     np.save(tmp_path / "x.npy", x)
     assert _imported_after(code) == {"tensorflow", "keras"}
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model.predict(x, verbose=0), rtol=1e-5)
+
+
+def test_transfer_head_for_several_positives_is_a_softmax_over_background_and_them() -> None:
+    from trainer.train import transfer_labels, transfer_targets
+
+    base = models.build("rp2040_seed", SHAPE, 8, _q15_like(4), 255.0)
+    model, _ = models.transfer_head(base, 2)
+    assert model.output_shape == (None, 3)
+    assert model.layers[-1].activation.__name__ == "softmax"
+    # the negative class starts with "_", so no detector ever fires on it
+    assert transfer_labels(["smoke_alarm", "co_alarm"]) == ["_background_", "smoke_alarm", "co_alarm"]
+    assert transfer_labels(["smoke_alarm"]) == ["background", "smoke_alarm"]
+    y = np.array([0, 1, 2, 1, 0])  # data set labels: background, co_alarm, smoke_alarm
+    got = transfer_targets(y, ["background", "co_alarm", "smoke_alarm"], ["smoke_alarm", "co_alarm"])
+    np.testing.assert_array_equal(got, [0, 2, 1, 2, 0])

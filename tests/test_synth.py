@@ -44,7 +44,7 @@ def test_same_seed_same_bytes_other_seed_other_audio(tiny: Path, tmp_path: Path)
     _synth(tmp_path / "b", "--seed", "7", "--per-label", "2", "--speakers", "3")
     first, second = _digests(tiny), _digests(tmp_path / "b")
     # clips, noise files, real-recording excerpts, lists, markers, the speakers file
-    assert len(first) == 8 * 2 + 2 * 2 + 2 * 4 + 2 * 3 + 2 + 2 + 1
+    assert len(first) == 8 * 2 + 3 * 2 + 2 * 4 + 2 * 3 + 2 + 2 + 1
     assert first == second
     _synth(tmp_path / "c", "--seed", "8", "--per-label", "2", "--speakers", "3", "--set", "alarm")
     other = _digests(tmp_path / "c")
@@ -84,12 +84,19 @@ def test_keywords_are_speech_commands_with_audible_words(tiny: Path) -> None:
 
 def test_alarm_set_tones_in_the_piezo_band_and_negatives(tiny: Path) -> None:
     ds = load_dataset(tiny / "alarm", progress=False)
-    assert ds.layout == "folders" and ds.labels == ["background", "smoke_alarm"]
+    assert ds.layout == "folders" and ds.labels == ["background", "co_alarm", "smoke_alarm"]
     assert len(ds.background) == 7
     x = np.concatenate([load_split(ds, s, progress=False)[0] for s in ("train", "val", "test")])
-    assert x.shape == (4, FS)
+    assert x.shape == (6, FS)
     for f in sorted((tiny / "alarm" / "smoke_alarm").glob("*.wav")):
         assert _alarm_kind(read_wav(f)) in ("piezo", "low-frequency")
+    for f in sorted((tiny / "alarm" / "co_alarm").glob("*.wav")):
+        a = read_wav(f)
+        assert _alarm_kind(a) == "piezo"
+        loud = np.sqrt((a.reshape(100, 160).astype(np.float64) ** 2).mean(1))  # 10 ms frames
+        on = loud > 0.3 * loud.max()
+        runs = np.diff(np.flatnonzero(np.diff(np.concatenate([[0], on, [0]]))))[::2]
+        assert runs.max() <= 13  # T4 beeps are 0.1 s (+-10 %), never a T3 half-second
 
 
 def _alarm_kind(a: np.ndarray) -> str:
@@ -185,14 +192,18 @@ def test_fillers_make_an_unknown_class_and_keep_the_keywords(tiny: Path, tmp_pat
     ds = load_dataset(kw, labels=list(synth.KEYWORDS), unknown=True, progress=False)
     assert ds.labels == ["_unknown_", *synth.KEYWORDS]
     assert {c.source_label for c in ds.clips if c.label == "_unknown_"} <= {
-        *fillers, synth.HOUSEHOLD_FOLDER, synth.OTHER_SPEECH_FOLDER}
+        *fillers, synth.HOUSEHOLD_FOLDER, synth.OTHER_SPEECH_FOLDER, synth.OTHER_SOUNDS_FOLDER}
     # non-speech household sounds (beeps, alarm windows, clicks) go to _unknown_ as well
     household = sorted((kw / synth.HOUSEHOLD_FOLDER).glob("*_nohash_*.wav"))
     assert all(np.max(np.abs(read_wav(f))) > 0.001 for f in household)
     assert len(household) == synth.household_count(2, fillers) == round(0.3 * 2 * len(fillers))
-    # and as many clips of real speech in other languages, a fifth more from held-out files
-    other = sorted((kw / synth.OTHER_SPEECH_FOLDER).glob("*_nohash_*.wav"))
-    assert len(other) == len(household) + len(household) // 5
+    # real speech in other languages, and music and effects, a fifth more from held-out files
+    n = synth.real_unknown_count(2, fillers)
+    for folder in (synth.OTHER_SPEECH_FOLDER, synth.OTHER_SOUNDS_FOLDER):
+        other = sorted((kw / folder).glob("*_nohash_*.wav"))
+        assert len(other) == n + n // 5 and all(np.abs(read_wav(f)).max() > 1e-3 for f in other)
+        listed = [f for f in other if f"{folder}/{f.name}" in (kw / "testing_list.txt").read_text()]
+        assert len(listed) == n // 5 and all(f.name.startswith("test") for f in listed)
     # train --unknown-share: _unknown_ drawn as a multiple of a keyword's clip count per split
     for share in (1.0, 3.0):
         ds = load_dataset(kw, labels=list(synth.KEYWORDS), unknown=True, unknown_share=share,
@@ -231,7 +242,7 @@ def test_words_makes_any_vocabulary_and_no_filler_sounds_like_it(tmp_path: Path)
     assert "light" in folders and not folders & {"lights", "lite"}
     fillers = set(synth.fillers_for(["light", "turn on", "yes"]))
     assert folders - {"light", "turn_on", "yes", "_background_noise_", synth.HOUSEHOLD_FOLDER,
-                      synth.OTHER_SPEECH_FOLDER} == fillers  # fmt: skip
+                      synth.OTHER_SPEECH_FOLDER, synth.OTHER_SOUNDS_FOLDER} == fillers  # fmt: skip
     assert "light" in synth.FILLER_WORDS and "light" not in fillers  # a filler equal to a word
     assert json.loads((kw / synth.MARKER).read_text())["words"] == ["light", "turn on", "yes"]
 

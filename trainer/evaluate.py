@@ -187,10 +187,15 @@ def derive_test_split(
 
 def _map_labels(b: Bundle, ds_labels: list[str], y: np.ndarray) -> np.ndarray:
     positive = (b.manifest.get("training") or {}).get("positive")
-    if positive is not None and len(b.labels) == 2:
-        if positive not in ds_labels:
-            raise ValueError(f"bundle {b.path}: positive label {positive!r} is not in the data set")
-        return (y == ds_labels.index(positive)).astype(np.int64)
+    if positive is not None:
+        from .train import transfer_targets
+
+        positives = [x.strip() for x in str(positive).split(",") if x.strip()]
+        missing = [p for p in positives if p not in ds_labels]
+        if missing:
+            raise ValueError(f"bundle {b.path}: positive label(s) {', '.join(missing)} are not "
+                             "in the data set")  # fmt: skip
+        return transfer_targets(y, ds_labels, positives)
     missing = [lab for lab in ds_labels if lab not in b.labels]
     if missing:
         raise ValueError(

@@ -89,18 +89,25 @@ def negative_words(root: Path, out: Path, split: str, seed: int) -> list[Path]:
     return paths
 
 
-def alarm_cycles(out: Path, seed: int, count: int = ALARM_EVENTS) -> list[tuple[str, Path]]:
-    """``count`` smoke-alarm events: three T3 beeps each, a third of them low-frequency."""
+def alarm_cycles(
+    out: Path, seed: int, labels: Sequence[str] = ("smoke_alarm",), count: int = ALARM_EVENTS
+) -> list[tuple[str, Path]]:
+    """``count`` alarm events per label: a smoke alarm's three T3 beeps (a third of them
+    low-frequency), a CO alarm's four T4 beeps."""
     pairs = []
-    for i in range(count):
-        rng = np.random.default_rng((seed, 22, i))
-        sched = synth.alarm_schedule("t3", 1, rng)[:3]
-        env = synth._envelope(sched)
-        tone = synth.alarm_tone(env.size, rng, low_frequency=i % 3 == 0)
-        audio = (tone * env / (np.max(np.abs(tone)) + 1e-12)).astype(np.float32)
-        p = out / "alarm_events" / f"smoke_alarm_{i:03d}.wav"
-        write_wav(p, audio[: int(2.5 * SAMPLE_RATE)] * np.float32(0.5))
-        pairs.append(("smoke_alarm", p))
+    for label in labels:
+        for i in range(count):
+            rng = np.random.default_rng((seed, 22, i, label == "co_alarm"))
+            if label == "co_alarm":
+                sched, low, keep = synth.alarm_schedule("t4", 1, rng), False, 0.75
+            else:
+                sched, low, keep = synth.alarm_schedule("t3", 1, rng)[:3], i % 3 == 0, 2.5
+            env = synth._envelope(sched)
+            tone = synth.alarm_tone(env.size, rng, low_frequency=low)
+            audio = (tone * env / (np.max(np.abs(tone)) + 1e-12)).astype(np.float32)
+            p = out / "alarm_events" / f"{label}_{i:03d}.wav"
+            write_wav(p, audio[: int(keep * SAMPLE_RATE)] * np.float32(0.5))
+            pairs.append((label, p))
     return pairs
 
 
@@ -132,7 +139,7 @@ def make_streams(
     if split not in SPLITS:
         raise ValueError(f"split {split!r}: choose one of {', '.join(SPLITS)}")
     alarm = all("alarm" in x for x in labels)
-    pairs = alarm_cycles(out, seed) if alarm else event_clips(root, labels, split)
+    pairs = alarm_cycles(out, seed, labels) if alarm else event_clips(root, labels, split)
     if not pairs:
         raise ValueError(f"{root}: the {split} split holds no clip of {', '.join(labels)}")
     negs = [str(p) for p in negative_clips(root, labels, split)]

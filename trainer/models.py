@@ -389,8 +389,9 @@ def build(
     return ARCHITECTURES[name].build(tuple(input_shape), n_classes, adapt, clip_max)
 
 
-def binary_head(base: keras.Model) -> tuple[keras.Model, keras.Model]:
-    """Transfer learning: the base up to its ``embedding`` plus a new one-unit sigmoid head.
+def transfer_head(base: keras.Model, positives: int = 1) -> tuple[keras.Model, keras.Model]:
+    """Transfer learning: the base up to its ``embedding`` plus a new head: one sigmoid unit for
+    one positive label, else a softmax over background and the ``positives``.
 
     Returns ``(model, trunk)``; freeze or unfreeze ``trunk`` for the two training phases.
     """
@@ -404,7 +405,10 @@ def binary_head(base: keras.Model) -> tuple[keras.Model, keras.Model]:
     trunk = keras.Model(base.inputs, emb, name=f"{base.name}_trunk")
     x = trunk.output
     x = layers.Dropout(0.3, name="head_dropout")(x)
-    out = layers.Dense(1, activation="sigmoid", name="binary_head")(x)
+    if positives == 1:
+        out = layers.Dense(1, activation="sigmoid", name="binary_head")(x)
+    else:
+        out = layers.Dense(positives + 1, activation="softmax", name="transfer_head")(x)
     return keras.Model(trunk.inputs, out, name=base.name), trunk
 
 

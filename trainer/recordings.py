@@ -159,21 +159,22 @@ def excerpts(
     ``seconds`` each, one per file visited in a random order, cycling through the files again
     when needed; files shorter than 0.3 s, unreadable or silent are passed over."""
     left, items, order = total_s, 0, rng.permutation(len(recs))
-    for k in range(4 * len(recs)):
-        if left <= 0 or (max_items is not None and items >= max_items):
-            return
+    misses, k = 0, 0
+    while left > 0 and (max_items is None or items < max_items) and misses < 2 * len(recs):
         rec = recs[int(order[k % len(recs)])]
+        k += 1
         try:
             length = duration(rec.path)
         except RecordingError as e:
             _LOGGER.warning("%s; skipped", e)
+            misses += 1
             continue
         take = min(seconds, left, length)
-        if take < 0.3:
+        audio = read(rec.path, float(rng.uniform(0.0, length - take)), take) if take >= 0.3 else None
+        if audio is None or not np.any(np.abs(audio) > 1e-4):
+            misses += 1  # too short, or silent there
             continue
-        audio = read(rec.path, float(rng.uniform(0.0, length - take)), take)
-        if not np.any(np.abs(audio) > 1e-4):
-            continue
+        misses = 0
         left -= audio.size / SAMPLE_RATE
         items += 1
         yield rec, audio

@@ -15,8 +15,9 @@
   (``earshot-train train --labels yes,no,... --unknown``). ``NEGATIVE_WORDS`` never enter the
   keyword set: they are the held-out words a streamed test checks a keyword model rejects.
 * ``OUT/alarm/``: one folder per label. ``smoke_alarm/``: 1 s windows holding at least 80 ms of
-  tone from a T3 pattern (NFPA 72 / ISO 8201: 0.5 s on, 0.5 s off, three times, then 1.5 s off)
-  or a T4 pattern (NFPA 720 CO alarms: four 0.1 s beeps 0.1 s apart, then 5 s off); the tone is
+  tone from a T3 pattern (NFPA 72 / ISO 8201: 0.5 s on, 0.5 s off, three times, then 1.5 s off);
+  ``co_alarm/``: the same from a T4 pattern (NFPA 720 CO alarms: four 0.1 s beeps 0.1 s apart,
+  then 5 s off); the tone is
   a piezo's ~3.0-3.4 kHz fundamental with a second harmonic and a slight wobble or, for
   ``LOW_FREQUENCY_SHARE`` of the T3 windows, a low-frequency alarm's 520 Hz square wave, at a
   random level over a random noise at 0-30 dB SNR. ``background/``: negatives: espeak-ng speech, noise,
@@ -122,7 +123,8 @@ NEGATIVE_WORDS = (
     "yellow", "evening", "apple", "open", "zero", "three", "sister", "chicken", "shoes", "very",
     "thank you", "good night", "easy", "tea", "answer", "ice",
 )  # fmt: skip
-ALARM_LABELS = ("smoke_alarm", "background")
+ALARM_LABELS = ("smoke_alarm", "co_alarm", "background")
+"""The alarm set's folders: T3 smoke alarms, T4 carbon-monoxide alarms, everything else."""
 DEFAULT_PER_LABEL = {"keywords": 300, "alarm": 150}
 MARKER = "SYNTH.json"
 _WORD = re.compile(r"^[a-z][a-z' ]*$")
@@ -306,10 +308,11 @@ def _mix_noise(x: np.ndarray, rng: np.random.Generator, snr_db: float, ref_rms: 
     x += noise(kind, x.size, rng) * np.float32(ref_rms / _db(snr_db))
 
 
-def _alarm_clip(rng: np.random.Generator, n: int = FS) -> np.ndarray:
-    """A 1 s window of a T3 or T4 alarm with at least 80 ms of tone; only that window is
-    synthesised (the pattern's envelope picks it)."""
-    kind = "t3" if rng.random() < 0.6 else "t4"
+def _alarm_clip(rng: np.random.Generator, n: int = FS, kind: str | None = None) -> np.ndarray:
+    """A 1 s window of a T3 (smoke) or T4 (CO) alarm, ``kind`` or either, with at least 80 ms of
+    tone; only that window is synthesised (the pattern's envelope picks it)."""
+    if kind is None:
+        kind = "t3" if rng.random() < 0.6 else "t4"
     schedule = alarm_schedule(kind, 2, rng)
     env = _envelope(schedule)
     on = env > 0.5
@@ -575,8 +578,9 @@ def synth_keywords(
     ``SPLIT_SHARES``; ``validation_list.txt`` and ``testing_list.txt`` name the last two, whose
     accents and variants no training speaker has (``voice_pool``). ``fillers`` clips of each
     filler word that does not collide with ``words`` go in folders of their own, plus
-    ``household_count(fillers)`` household sounds and, with ``recordings``, as many 1 s clips of
-    real speech in other languages (``other_speech/``), for an ``_unknown_`` class. With
+    ``household_count(fillers)`` household sounds and, with ``recordings``, 1 s clips of real
+    speech in other languages (``other_speech/``) and of music and effects (``other_sounds/``),
+    ``real_unknown_count(fillers)`` each, for an ``_unknown_`` class. With
     ``recordings`` the ``_background_noise_/`` folder also holds excerpts of real music, speech
     and effects (``trainer.recordings``, training files only)."""
     _fresh(out)
@@ -611,7 +615,9 @@ def synth_keywords(
         rng = np.random.default_rng((seed, 6, i))
         add(HOUSEHOLD_FOLDER, i, lambda v, rng=rng: functools.partial(_household_clip, rng))
     if recordings and fillers:
-        _other_speech(out, seed, household_count(fillers, filler_words), lists)
+        n = real_unknown_count(fillers, filler_words)
+        _real_clips(out, seed, n, lists, OTHER_SPEECH_FOLDER, ["speech"], 8)
+        _real_clips(out, seed, n, lists, OTHER_SOUNDS_FOLDER, ["music", "effects"], 10)
     _run_jobs(jobs, "keywords", workers)
     for name, split in (("validation_list.txt", "val"), ("testing_list.txt", "test")):
         (out / name).write_text("".join(f"{line}\n" for line in sorted(lists[split])))
@@ -640,19 +646,34 @@ def hash_index(name: str) -> int:
 
 OTHER_SPEECH_FOLDER = "other_speech"
 """Folder of 1 s clips of real speech in other languages (``trainer.recordings``)."""
+OTHER_SOUNDS_FOLDER = "other_sounds"
+"""Folder of 1 s clips of real music and sound effects (``trainer.recordings``)."""
+REAL_UNKNOWN_SHARE = 1.2
+"""``--fillers N`` writes this many real-speech clips, and as many music/effects clips, per
+filler-word clip. A keyword model whose ``_unknown_`` held words only fired 370 times an hour
+on held-out music and speech (docs/training.md)."""
 
 
-def _other_speech(out: Path, seed: int, count: int, lists: dict[str, list[str]]) -> None:
-    """``count`` 1 s clips of real speech (train files) and a fifth as many (test files, listed
-    in testing_list.txt) in ``OTHER_SPEECH_FOLDER``, as ``_unknown_`` material."""
+def real_unknown_count(fillers: int, filler_words: Sequence[str] = FILLER_WORDS) -> int:
+    """Clips of each of ``OTHER_SPEECH_FOLDER`` and ``OTHER_SOUNDS_FOLDER`` (training files)."""
+    return round(REAL_UNKNOWN_SHARE * fillers * len(filler_words))
+
+
+def _real_clips(
+    out: Path, seed: int, count: int, lists: dict[str, list[str]], folder: str,
+    kinds: Sequence[str], stream: int,
+) -> None:
+    """``count`` 1 s clips of real ``kinds`` recordings (training files) and a fifth as many
+    (held-out files, listed in testing_list.txt) in ``folder``, as ``_unknown_`` material, each
+    at an RMS level of -40 to -6 dBFS."""
     from . import recordings
 
     for split, n in (("train", count), ("test", max(1, count // 5))):
-        recs = recordings.require(["speech"], split)
-        rng = np.random.default_rng((seed, 8, 0 if split == "train" else 1))
+        recs = recordings.require(kinds, split)
+        rng = np.random.default_rng((seed, stream, 0 if split == "train" else 1))
         for k, (rec, audio) in enumerate(recordings.excerpts(recs, 1.0, float(n), rng, n)):
-            rel = f"{OTHER_SPEECH_FOLDER}/{split}{rec.path.parent.name}_nohash_{k}.wav"
-            x = _place(audio * np.float32(_db(rng.uniform(-30, -6)) / max(_rms(audio), 1e-6)),
+            rel = f"{folder}/{split}{rec.path.parent.name}_nohash_{k}.wav"
+            x = _place(audio * np.float32(_db(rng.uniform(-40, -6)) / max(_rms(audio), 1e-6)),
                        rng, FS, 0.2)
             write_wav(out / rel, np.clip(x, -1, 1))
             if split == "test":
@@ -696,9 +717,12 @@ def synth_alarm(
     jobs: list[tuple[Path, Callable[[], np.ndarray]]] = []
     for i in range(per_label):
         rng = np.random.default_rng((seed, 4, 0, i))
-        jobs.append(
-            (out / "smoke_alarm" / f"alarm{i:04d}.wav", functools.partial(_alarm_clip, rng))
-        )
+        jobs.append((out / "smoke_alarm" / f"alarm{i:04d}.wav",
+                     functools.partial(_alarm_clip, rng, FS, "t3")))  # fmt: skip
+    for i in range(per_label):
+        rng = np.random.default_rng((seed, 4, 2, i))
+        jobs.append((out / "co_alarm" / f"co{i:04d}.wav",
+                     functools.partial(_alarm_clip, rng, FS, "t4")))  # fmt: skip
     for i in range(per_label):
         rng = np.random.default_rng((seed, 4, 1, i))
         fn = functools.partial(_negative_clip, rng, voices)

@@ -107,8 +107,10 @@ class TrainSettings:
     transfer_from: Path | None = opt(None, "base bundle (with model.keras) for a "
                                      "transfer-learned binary detector", metavar="BUNDLE",
                                      shown="none")  # fmt: skip
-    positive: str | None = opt(None, "positive label for --transfer-from", metavar="LABEL",
-                                shown="none")
+    positive: str | None = opt(None, "positive label(s) for --transfer-from: one gives a sigmoid "
+                               "detector [background, LABEL]; several (comma-separated) a softmax "
+                               "[_background_, LABEL, ...]", metavar="LABEL[,LABEL]",
+                               shown="none")  # fmt: skip
     progress: bool = opt(True, "show progress bars")
 
     @property
@@ -453,8 +455,22 @@ def _representative(feats: np.ndarray, seed: int) -> np.ndarray:
     return feats[np.sort(idx)]
 
 
+def transfer_labels(positives: list[str]) -> list[str]:
+    """A transfer head's labels: ``[background, P]`` for one positive (a sigmoid), else
+    ``[_background_, P1, P2, ...]`` (a softmax; ``_`` so the detector never fires on it)."""
+    return ["background", positives[0]] if len(positives) == 1 else ["_background_", *positives]
+
+
+def transfer_targets(y: np.ndarray, ds_labels: list[str], positives: list[str]) -> np.ndarray:
+    """Data set label indices -> a transfer head's targets (0 = background, i + 1 = positive i)."""
+    out = np.zeros(len(y), np.int64)
+    for i, p in enumerate(positives):
+        out[np.asarray(y) == ds_labels.index(p)] = i + 1
+    return out
+
+
 def train_transfer(settings: TrainSettings) -> list[dict[str, Any]]:
-    """Binary detector for ``settings.positive`` from the base bundle (module docstring)."""
+    """A detector for ``settings.positive`` from the base bundle (module docstring)."""
     import keras
 
     if settings.transfer_from is None or settings.positive is None:
@@ -466,21 +482,23 @@ def train_transfer(settings: TrainSettings) -> list[dict[str, Any]]:
         raise FileNotFoundError(f"bundle {base.path}: no model.keras to transfer from")
     target, arch, fe = base.manifest["target"], base.manifest["architecture"], base.frontend()
     ds, splits = _load(settings, settings.labels)
-    if settings.positive not in ds.labels:
+    positives = [x.strip() for x in settings.positive.split(",") if x.strip()]
+    bad = [x for x in positives if x not in ds.labels]
+    if bad or not positives:
         raise ValueError(
-            f"--positive {settings.positive!r} is not a label of {settings.data} "
-            f"(labels: {', '.join(ds.labels)})"
+            f"--positive {settings.positive!r}: {', '.join(bad) or 'no label'} is not a label of "
+            f"{settings.data} (labels: {', '.join(ds.labels)})"
         )
-    pos = list(ds.labels).index(settings.positive)
-    splits = {s: (x, (y == pos).astype(np.int64)) for s, (x, y) in splits.items()}
-    labels = ["background", settings.positive]
+    splits = {s: (x, transfer_targets(y, list(ds.labels), positives))
+              for s, (x, y) in splits.items()}  # fmt: skip
+    labels = transfer_labels(positives)
     summary = {
         **training_summary(settings, ds, splits, labels),
         "positive": settings.positive,
         "transfer_from": {"path": str(base.path.resolve()), "model_sha256": base.sha256},
     }
     feats = _target_features(settings, fe, ds, splits)
-    model, trunk = models.binary_head(models.load_model(keras_path))
+    model, trunk = models.transfer_head(models.load_model(keras_path), len(positives))
     has_clip = models.clip_layer(model) is not None
     clip_max = choose_clip_max(fe, feats["train"][0]) if has_clip else None
     models.readapt_input(model, feats["train"][0], clip_max)
