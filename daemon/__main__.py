@@ -34,7 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command(argv: list[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
+    if _command(sys.argv[1:] if argv is None else argv) == "run":
+        from daemon import signals
+
+        signals.hold()  # before the slow imports: a SIGHUP now must not kill the service
     parser = build_parser()
     args = parser.parse_args(argv)
     if not logging.getLogger().handlers:

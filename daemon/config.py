@@ -232,6 +232,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config {path}: no such file") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config {path}: not valid TOML ({e})") from None
+    except UnicodeDecodeError as e:
+        line = e.object[: e.start].count(b"\n") + 1
+        raise ConfigError(
+            f"config {path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} on line {line})"
+        ) from None
     except OSError as e:
         raise ConfigError(f"config {path}: cannot read ({e.strerror})") from None
 
@@ -243,6 +248,11 @@ def build(
     origin = origin or "config"
     values: dict[str, dict[str, Any]] = {}
     for section, body in table.items():
+        if section not in _TYPES and not isinstance(body, dict):
+            raise ConfigError(
+                f"{origin}: unknown key {section!r} at the top level (keys belong in a table: "
+                f"{', '.join(f'[{t}]' for t in _TYPES)})"
+            )
         if section not in _TYPES:
             raise ConfigError(
                 f"{origin}: unknown table [{section}] (allowed: {', '.join(_TYPES)})"
@@ -276,6 +286,10 @@ def _cross_check(s: Settings, origin: str) -> None:
     if s.source.kind == "none" and not s.serial.enabled:
         raise ConfigError(f"{origin}: source.kind (--source-kind) 'none' needs serial.enabled "
                           "(--serial-enabled): there would be nothing to listen to")
+    if s.source.kind == "none" and not s.serial.ports:
+        raise ConfigError(f"{origin}: source.kind (--source-kind) 'none' needs serial.ports "
+                          "(--serial-ports), a port or 'auto': the list is empty, there would "
+                          "be nothing to listen to")
     if s.source.kind == "wav" and not s.source.wav:
         raise ConfigError(f"{origin}: source.wav (--source-wav) must name a WAV file when "
                           "source.kind is 'wav'")

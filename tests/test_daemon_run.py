@@ -181,3 +181,53 @@ def test_daemon_never_imports_tensorflow(tmp_path: Path):
     proc = subprocess.run([sys.executable, "-c", code, *base_args(tone_bundle(), wav)], cwd=REPO,
                           env=_env(None), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+EARLY_SIGHUP = r"""
+import os, signal, sys
+import daemon.service as service
+real = service.load_model
+def slow_load(settings):  # a signal while the model loads, before the main loop
+    os.kill(os.getpid(), getattr(signal, os.environ["EARLY_SIGNAL"]))
+    return real(settings)
+service.load_model = slow_load
+from daemon.__main__ import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _early(tmp_path: Path, notify, sig: str):  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    from tests.test_daemon_helpers import REPO, _env
+    empty_config()
+    wav = write_stream(tmp_path / "s.wav", tone_stream([(0.5, "low_tone")], 2.0))
+    env = _env({"NOTIFY_SOCKET": notify.name, "EARLY_SIGNAL": sig})
+    return subprocess.run([sys.executable, "-c", EARLY_SIGHUP, *base_args(tone_bundle(), wav)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_a_sighup_during_start_up_is_a_reload_not_a_death(tmp_path: Path, notify):
+    proc = _early(tmp_path, notify, "SIGHUP")
+    assert proc.returncode == 0, proc.stderr  # not -1/129 (killed by SIGHUP)
+    assert "SIGHUP: reloading config and model" in proc.stderr
+    msgs = notify.drain()
+    assert any(m.startswith("RELOADING=1\nMONOTONIC_USEC=") for m in msgs)
+    assert msgs[-1] == "STOPPING=1"
+
+
+def test_a_sigterm_during_start_up_stops_cleanly_before_the_first_read(tmp_path: Path, notify):
+    proc = _early(tmp_path, notify, "SIGTERM")
+    assert proc.returncode == 0, proc.stderr
+    assert "stopped: 0 inferences" in proc.stderr
+    assert notify.drain()[-1] == "STOPPING=1"
+
+
+def test_the_xnnpack_banner_is_shown_only_with_debug(tmp_path: Path):
+    empty_config()
+    wav = write_stream(tmp_path / "s.wav", tone_stream([], 1.0))
+    quiet = earshotd(*base_args(tone_bundle(), wav), timeout=60)
+    assert "XNNPACK" not in quiet.stderr
+    loud = earshotd("--debug", *base_args(tone_bundle(), wav), timeout=60)
+    assert "XNNPACK" in loud.stderr
