@@ -249,10 +249,7 @@ def build(
     values: dict[str, dict[str, Any]] = {}
     for section, body in table.items():
         if section not in _TYPES and not isinstance(body, dict):
-            raise ConfigError(
-                f"{origin}: unknown key {section!r} at the top level (keys belong in a table: "
-                f"{', '.join(f'[{t}]' for t in _TYPES)})"
-            )
+            raise ConfigError(f"{origin}: unknown key {section!r} at the top level ({_hint(section)})")
         if section not in _TYPES:
             raise ConfigError(
                 f"{origin}: unknown table [{section}] (allowed: {', '.join(_TYPES)})"
@@ -275,6 +272,14 @@ def build(
     settings = Settings(**parts)
     _cross_check(settings, origin)
     return settings
+
+
+def _hint(key: str) -> str:
+    """Where a top-level key probably belongs."""
+    homes = [t for t, fields in _TYPES.items() if key in fields]
+    if homes:
+        return "put it under " + " or ".join(f"[{t}]" for t in homes)
+    return "keys belong in a table: " + ", ".join(f"[{t}]" for t in _TYPES)
 
 
 def _cross_check(s: Settings, origin: str) -> None:

@@ -64,6 +64,12 @@ def test_flags_override_the_file(tmp_path: Path):
      "config {p}: serial.baud (--serial-baud) must be an integer from 1200 to 4000000, got 300"),
     ("[serial]\nports = \"/dev/ttyACM0\"\n",
      "config {p}: serial.ports (--serial-ports) must be a list of strings, got '/dev/ttyACM0'"),
+    ("threads = 2\n", "config {p}: unknown key 'threads' at the top level (put it under [model])"),
+    ("colour = 1\n", "config {p}: unknown key 'colour' at the top level (keys belong in a "
+     "table: [model], [source], [mic], [stream], [detector], [oled], [output], [serial])"),
+    ('[source]\nkind = "none"\n[serial]\nenabled = true\nports = []\n',
+     "config {p}: source.kind (--source-kind) 'none' needs serial.ports (--serial-ports), a "
+     "port or 'auto': the list is empty, there would be nothing to listen to"),
     ("[mic\n", None),
 ])
 def test_bad_config_refuses_to_start_naming_the_key(tmp_path: Path, body: str, message: str | None):
@@ -75,6 +81,14 @@ def test_bad_config_refuses_to_start_naming_the_key(tmp_path: Path, body: str, m
         assert f"config {cfg}: not valid TOML" in proc.stderr
     else:
         assert proc.stderr.strip().endswith("earshotd: error: " + message.format(p=cfg))
+
+
+def test_a_config_that_is_not_utf8_is_named_with_its_line(tmp_path: Path):
+    cfg = tmp_path / "latin1.toml"
+    cfg.write_bytes(b'[mic]\ndevice = "micro"\n# caf\xe9\n')
+    proc = earshotd("run", "--config", str(cfg), check=False, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == f"earshotd: error: config {cfg}: not UTF-8 text (byte 0xe9 on line 3)"
 
 
 def test_bad_flag_value_is_named():
