@@ -13,6 +13,7 @@ import argparse
 import logging
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,18 @@ def add_from_option(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def writable_folder(out: Path, label: str) -> Path:
+    """``OUT/label``, created, after checking a file can be made in it (raises OSError naming it)."""
+    folder = out / label
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise OSError(f"--out {out}: cannot write clips into {folder} ({e.strerror})") from None
+    return folder
+
+
 def next_index(folder: Path, label: str) -> int:
     used = [int(m.group(1)) for f in folder.glob(f"{label}_*.wav")
             if (m := re.fullmatch(rf"{re.escape(label)}_(\d+)\.wav", f.name))]
@@ -74,13 +87,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         s = config.from_args(args)
+        folder = writable_folder(Path(args.out), args.label)
         source = (open_serial_source(args.from_port) if args.from_port
                   else open_source(s.source, s.mic))
-    except (ConfigError, SourceError, WavError) as e:
+    except (ConfigError, SourceError, WavError, OSError) as e:
         print(f"earshotd: error: {e}", file=sys.stderr)
         return 2
-    folder = Path(args.out) / args.label
-    folder.mkdir(parents=True, exist_ok=True)
     gate = SilenceGate(s.stream.gate_p2p_dbfs, s.stream.gate_rms_dbfs)
     want = RATE * args.capture_ms // 1000
     index, saved = next_index(folder, args.label), 0
@@ -106,7 +118,12 @@ def run(args: argparse.Namespace) -> int:
                 _LOGGER.info("silence (%.1f dBFS peak-to-peak): not kept", p2p)
                 continue
             path = folder / f"{args.label}_{index:04d}.wav"
-            write_wav(path, clip)
+            try:
+                write_wav(path, clip)  # a temporary name, renamed: no partial clip on failure
+            except OSError as e:
+                print(f"earshotd: error: {path}: cannot write ({e.strerror}); "
+                      f"{saved} clip(s) saved before", file=sys.stderr)
+                return 2
             print(f"{path}\t{p2p:.1f} dBFS", flush=True)
             index, saved = index + 1, saved + 1
     except KeyboardInterrupt:

@@ -231,3 +231,25 @@ def test_the_xnnpack_banner_is_shown_only_with_debug(tmp_path: Path):
     assert "XNNPACK" not in quiet.stderr
     loud = earshotd("--debug", *base_args(tone_bundle(), wav), timeout=60)
     assert "XNNPACK" in loud.stderr
+
+
+def test_a_fifo_as_output_json_is_refused_instead_of_blocking_before_ready(tmp_path: Path, notify):
+    empty_config()
+    fifo = tmp_path / "alerts.fifo"
+    os.mkfifo(fifo)
+    wav = write_stream(tmp_path / "s.wav", tone_stream([], 1.0))
+    proc = earshotd(*base_args(tone_bundle(), wav, "--output-json", str(fifo)), check=False,
+                    timeout=60, env={"NOTIFY_SOCKET": notify.name})
+    assert proc.returncode == 2
+    assert proc.stderr.strip().endswith(f"earshotd: error: output.json {str(fifo)!r} is a FIFO, "
+                                        "which is not supported (opening it would block until a "
+                                        "reader appears): use '-' and a shell pipe")
+    assert not any("READY=1" in m for m in notify.drain())
+
+
+def test_kind_none_with_no_serial_ports_refuses_to_start(tmp_path: Path):
+    proc = earshotd("run", "--config", str(empty_config()), "--source-kind", "none",
+                    "--serial-ports", "", "--output-journal", "off", "--no-oled-enabled",
+                    check=False, timeout=30)
+    assert proc.returncode == 2
+    assert "source.kind (--source-kind) 'none' needs serial.ports (--serial-ports)" in proc.stderr
