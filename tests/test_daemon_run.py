@@ -172,6 +172,8 @@ def test_daemon_never_imports_tensorflow(tmp_path: Path):
         "from daemon.__main__ import main\n"
         "rc = main(sys.argv[1:])\n"
         "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"
+        "heavy = [m for m in ('scipy.signal', 'scipy.fft', 'scipy.io') if m in sys.modules]\n"
+        "assert not heavy, f'{heavy} imported (scipy.signal alone is about 50 MB)'\n"
         "sys.exit(rc)\n"
     )
     import subprocess

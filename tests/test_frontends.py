@@ -140,7 +140,7 @@ def test_quantize_multiplier_represents_the_real_value() -> None:
     (256, 128, 256, True), (101, 0, 128, True),
 ])
 def test_the_scipy_fft_stft_equals_scipy_signal_stft(dtype, nperseg, noverlap, nfft, boundary):
-    """F.stft avoids importing scipy.signal (52 MB); scipy.signal.stft is the definition."""
+    """F.stft avoids importing scipy (80 MB); scipy.signal.stft is the definition."""
     import scipy.signal
 
     x = (np.random.default_rng(3).standard_normal(16000) * 0.3).astype(dtype)
@@ -149,4 +149,7 @@ def test_the_scipy_fft_stft_equals_scipy_signal_stft(dtype, nperseg, noverlap, n
                                    nfft=nfft, scaling="spectrum", **extra)
     got = F.stft(x, nperseg, noverlap, nfft, boundary=boundary)
     assert got.shape == want.shape and got.dtype == want.dtype
-    np.testing.assert_array_equal(got, want)  # same arithmetic as scipy: equal to the bit
+    if dtype == np.float64 or boundary:  # scipy computes in float64: equal to the bit
+        np.testing.assert_array_equal(got, want)
+    else:  # float32 all the way: float32 round-off
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6 * float(np.abs(want).max()))
