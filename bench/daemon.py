@@ -1,4 +1,4 @@
-"""Benchmark the Pi daemon against the seed pipeline on the same audio, in the same run.
+"""Benchmark the Pi daemon against the seed pipeline (docs/architecture.md) on the same audio.
 
     .venv/bin/python bench/daemon.py [--bundle DIR] [--seconds 60] [--long-minutes 60]
                                      [--code CHECKOUT] [--out NAME]

@@ -21,14 +21,15 @@ every optimisation level (``-O2`` and ``-Os``):
 5. Flash (text + data) and RAM (data + bss, which holds the arena, + measured stack peak);
    soft-float helpers linked and called per block.
 
-Ratios compare with the seed (TFLM: 24 ms inference, 32 ms hard limit per block, 128 KB arena)
-and DESIGN.md's budget (6 ms per block, 64 KB flash, 48 KB RAM). Prints tables and saves
+Ratios compare with the seed firmware (TFLM: 24 ms inference, 32 ms hard limit per block, 128 KB
+arena) and the budget (6 ms per block, 64 KB flash, 48 KB RAM), both in docs/architecture.md. Prints tables and saves
 bench/results/mcu_cycles.json. Exit 1 if the emulated output differs from the host build's.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import logging
 import platform
@@ -47,6 +48,8 @@ sys.path.insert(0, str(REPO))
 
 from bench import cm0plus  # noqa: E402
 from trainer import firmware_build as fb  # noqa: E402
+from trainer.compiler import CompiledModel  # noqa: E402
+from trainer.compiler.host import EsModelInfo32, HostModelError  # noqa: E402
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ OPTS = ("O2", "Os")
 SEED = {"inference_ms": 24.0, "block_limit_ms": 32.0, "arena_bytes": 128 * 1024}
 """The seed firmware (TFLM + AllOpsResolver): inference per block, hard limit, arena."""
 BUDGET = {"block_ms": 6.0, "flash_bytes": 64 * 1024, "ram_bytes": 48 * 1024}
-"""DESIGN.md: front end + inference per 512-sample block, flash of core + model, RAM peak."""
+"""The budget (docs/architecture.md): front end + inference per 512-sample block, flash of core + model, RAM peak."""
 FRONT_END_CALLS = ("es_frontend_push_block", "es_frontend_quantize", "memmove")
 """What es_pipeline_push_block calls to turn a block into the model's new input rows."""
 INFERENCE_CALL = "es_model_invoke_stream"
@@ -69,19 +72,6 @@ AUDIO_BLOCKS = 32
 SOFT_FLOAT = re.compile(
     r"^__(aeabi_(f|d|cf|cd|[iu]l?2[fd]|l2[fd])\w*|\w+[sd]f[23]|fix\w*[sd]f\w*|float\w*[sd]f)$")
 """libgcc's soft-float entry points (__aeabi_fadd, __aeabi_cfcmple, __mulsf3, __fixsfsi, ...)."""
-HARNESS = r"""
-#include <stdio.h>
-#include "es_model.h"
-static int8_t in[124 * 129];
-static int8_t out[64];
-int main(void)
-{
-    if (fread(in, 1, sizeof in, stdin) != sizeof in) { return 2; }
-    if (es_model_invoke(in, out) != ES_OK) { return 3; }
-    fwrite(out, 1, es_model_info.n_outputs, stdout);
-    return 0;
-}
-"""
 
 
 @dataclass(frozen=True)
@@ -161,7 +151,7 @@ class Result:
     hot: list[tuple[str, int, int]] = field(default_factory=list)
     """Top functions by cycles in the block (self time): (name, instructions, cycles)."""
     ratios: dict[str, float] = field(default_factory=dict)
-    """Against the seed and DESIGN.md's budget (see ratios())."""
+    """Against the seed and the budget (docs/architecture.md) (see ratios())."""
 
     @property
     def exact(self) -> bool:
@@ -193,8 +183,8 @@ def audio_blocks(audio: np.ndarray, n_blocks: int = AUDIO_BLOCKS) -> np.ndarray:
     return pcm.reshape(n_blocks, 512)
 
 
-def untrained_models(work: Path, audio: np.ndarray) -> dict[str, Path]:
-    """Every MCU architecture, untrained (fixed seed), int8, compiled to C: name -> model dir.
+def untrained_models(work: Path, audio: np.ndarray) -> dict[str, CompiledModel]:
+    """Every MCU architecture, untrained (fixed seed), int8, compiled to C: name -> model.
 
     Cycles depend on the layer shapes, not the weights. The representative set for the int8
     calibration is q15 features of the audio and of noise at a few levels.
@@ -202,7 +192,7 @@ def untrained_models(work: Path, audio: np.ndarray) -> dict[str, Path]:
     import keras
 
     from earshot.frontends import create
-    from trainer import compile_c, export, models
+    from trainer import compiler, export, models
     from trainer.train import choose_clip_max
 
     fe = create("q15")
@@ -219,22 +209,20 @@ def untrained_models(work: Path, audio: np.ndarray) -> dict[str, Path]:
         folder.mkdir(parents=True, exist_ok=True)
         tflite = folder / "model_int8.tflite"
         tflite.write_bytes(export.to_int8_tflite(model, feats))
-        compile_c.compile_tflite(tflite, folder / "c", labels)
-        out[name] = folder / "c"
+        out[name] = compiler.compile_tflite(tflite, folder / "c", labels)
     return out
 
 
-def bundle_models(bundles: tuple[Path, ...], work: Path) -> dict[str, Path]:
-    """Trained bundles compiled to C: '<architecture> (<folder>)' -> model dir."""
-    from trainer import compile_c
+def bundle_models(bundles: tuple[Path, ...], work: Path) -> dict[str, CompiledModel]:
+    """Trained bundles compiled to C: '<architecture> (<folder>)' -> model."""
+    from trainer import compiler
 
     out = {}
     for b in bundles:
         manifest = json.loads((Path(b) / "manifest.json").read_text())
         name = f"{manifest.get('architecture', '?')} ({Path(b).name})"
         folder = work / "bundles" / re.sub(r"\W+", "_", str(Path(b).resolve()))
-        compile_c.compile_bundle(b, folder, "es")
-        out[name] = folder
+        out[name] = compiler.compile_bundle(b, folder, "es")
     return out
 
 
@@ -257,23 +245,13 @@ def cross_image(model_dir: Path, opt: str) -> tuple[Path, Path]:
     return folder / "es_image.elf", folder / "es_image.map"
 
 
-def host_model_harness(model_dir: Path) -> Path:
-    """gcc build of HARNESS + kernels + model: int8 input on stdin -> int8 output on stdout."""
-    folder = WORK / "host" / re.sub(r"\W+", "_", str(Path(model_dir).resolve()))[-60:]
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "harness.c").write_text(HARNESS)
-    core = fb.FIRMWARE / "core"
-    sources = [core / "es_kernels.c", core / "es_common.c", *sorted(Path(model_dir).glob("*.c"))]
-    exe = folder / "harness"
-    fb._run(["gcc", "-std=c99", "-O2", "-Wall", "-Werror", "-I", str(core), "-I", str(model_dir),
-             *map(str, sources), str(folder / "harness.c"), "-o", str(exe)])
-    return exe
-
-
-def host_reference(model_dir: Path, blocks: np.ndarray, emulated_input: bytes) -> tuple[bytes, bytes]:
+def host_reference(
+    compiled: CompiledModel, blocks: np.ndarray, emulated_input: bytes
+) -> tuple[bytes, bytes]:
     """(es_host --input after the same stream, host model output for emulated_input)."""
     from earshot.wavio import write_wav
 
+    model_dir = compiled.c_path.parent
     es_host = fb.host_build(model_dir, sanitize=False).es_host
     with tempfile.TemporaryDirectory() as tmp:
         wav, inp = Path(tmp) / "stream.wav", Path(tmp) / "input.bin"
@@ -283,11 +261,13 @@ def host_reference(model_dir: Path, blocks: np.ndarray, emulated_input: bytes) -
         if proc.returncode != 0:
             raise fb.FirmwareBuildError(f"es_host exited {proc.returncode}: {proc.stderr!r}")
         host_input = inp.read_bytes()
-    harness = host_model_harness(model_dir)
-    proc = fb.run_host(harness, stdin=emulated_input)
-    if proc.returncode != 0:
-        raise fb.FirmwareBuildError(f"{harness} exited {proc.returncode}: {proc.stderr!r}")
-    return host_input, proc.stdout
+    key = re.sub(r"\W+", "_", str(model_dir.resolve()))[-60:]
+    model = compiled.build_host(WORK / "host" / key, sanitize=False)
+    try:
+        output = model.invoke(np.frombuffer(emulated_input, np.int8))
+    except (HostModelError, ValueError) as e:
+        raise fb.FirmwareBuildError(f"host build of {compiled.c_path}: {e}") from e
+    return host_input, output.tobytes()
 
 
 # ---- emulation --------------------------------------------------------------------------------
@@ -318,10 +298,8 @@ def emulate(machine: cm0plus.Machine, blocks: np.ndarray) -> Emulated:
     if status != 0:
         raise cm0plus.EmulationError(f"{image.path}: main returned status {status}")
     block_addr = image.symbol("es_image_block").addr
-    info = image.symbol("es_model_info").addr
-    n_out = int.from_bytes(machine.read(info + 6, 2), "little")
-    arena = int.from_bytes(machine.read(info + 40, 4), "little")
-    streamed = int.from_bytes(machine.read(info + 46, 2), "little")
+    info_addr = image.symbol("es_model_info").addr
+    info = EsModelInfo32.from_buffer_copy(machine.read(info_addr, ctypes.sizeof(EsModelInfo32)))
     for b, block in enumerate(blocks):
         machine.write(block_addr, block.astype("<i2").tobytes())
         last = b == len(blocks) - 1
@@ -332,8 +310,8 @@ def emulate(machine: cm0plus.Machine, blocks: np.ndarray) -> Emulated:
             raise cm0plus.EmulationError(f"es_image_run block {b}: status {rv & 0xFF}")
     (in_ptr, out_ptr, *_), = machine.watched
     return Emulated(cm0plus.timed(trace, machine.decoder, cm0plus.SENTINEL), stack,
-                    machine.read(in_ptr, 124 * 129), machine.read(out_ptr, n_out), arena,
-                    streamed)
+                    machine.read(in_ptr, info.input_frames * info.input_bins),
+                    machine.read(out_ptr, info.n_outputs), info.arena_bytes, info.streamed_ops)
 
 
 def phases(machine: cm0plus.Machine, em: Emulated) -> dict[str, cm0plus.Cost]:
@@ -401,7 +379,7 @@ def _phase(c: cm0plus.Cost) -> Phase:
 
 
 def ratios(r: Result) -> dict[str, float]:
-    """Result against the seed and DESIGN.md (below 1 is better than the reference)."""
+    """Result against the seed and the budget (docs/architecture.md; below 1 is better than the reference)."""
     return {
         "block_vs_budget_6ms": round(r.total.ms / BUDGET["block_ms"], 4),
         "inference_vs_seed_24ms": round(r.inference.ms / SEED["inference_ms"], 4),
@@ -412,13 +390,13 @@ def ratios(r: Result) -> dict[str, float]:
     }
 
 
-def run_one(name: str, model_dir: Path, opt: str, blocks: np.ndarray) -> Result:
+def run_one(name: str, compiled: CompiledModel, opt: str, blocks: np.ndarray) -> Result:
     """Build, emulate, check and measure one model at one optimisation level."""
-    elf, map_file = cross_image(model_dir, opt)
+    elf, map_file = cross_image(compiled.c_path.parent, opt)
     machine = cm0plus.Machine(cm0plus.ElfImage(elf))
     em = emulate(machine, blocks)
     parts = phases(machine, em)
-    host_input, host_output = host_reference(model_dir, blocks, em.model_input)
+    host_input, host_output = host_reference(compiled, blocks, em.model_input)
     size = fb.read_size(elf)
     calls = call_counts(machine, em.timed.trace)
     soft = sorted(s.name for s in machine.image.functions() if SOFT_FLOAT.match(s.name))
@@ -516,9 +494,9 @@ def run(settings: Settings) -> list[Result]:
     WORK.mkdir(parents=True, exist_ok=True)
     audio = read_wav(settings.wav) if settings.wav else spoken_audio(WORK)
     blocks = audio_blocks(audio)
-    model_dirs = (bundle_models(settings.bundles, WORK) if settings.bundles
-                  else untrained_models(WORK, audio))
-    jobs = [(n, d, o) for n, d in model_dirs.items() for o in settings.opts]
+    compiled = (bundle_models(settings.bundles, WORK) if settings.bundles
+                else untrained_models(WORK, audio))
+    jobs = [(n, m, o) for n, m in compiled.items() for o in settings.opts]
     return [run_one(n, d, o, blocks) for n, d, o in tqdm(jobs, desc="emulating", unit="build")]
 
 

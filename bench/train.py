@@ -3,7 +3,7 @@ accuracy of the float and int8 models. Prints a table and saves bench/results/tr
 
 Runs, all on one synthetic set built in the same run:
 
-* keywords: the seed configuration of each target is its baseline (Pi: ``stft`` +
+* keywords: the seed configuration of each target (docs/architecture.md) is its baseline (Pi: ``stft`` +
   ``simple_audio``; RP2040: ``q15`` + ``rp2040_seed``); the Pi with the ``logmel`` front end and
   the RP2040 with ``stream_cnn`` (its default) and ``ds_cnn`` are reported as ratios of their
   baseline's training time and differences of its test accuracy.

@@ -6,35 +6,26 @@ dashes): ``[mic] device`` is ``--mic-device``, ``[oled] address`` is ``--oled-ad
 take ``--oled-enabled`` / ``--no-oled-enabled``; lists take comma-separated values.
 
 Unknown tables or keys and bad values refuse to start: :class:`ConfigError` names the key (and
-its flag) and the allowed values. After validation the settings are frozen dataclasses.
+its flag) and the allowed values. After validation the settings are frozen dataclasses, whose
+fields are declared with ``earshot.options.opt`` (the machinery ``earshot-train train`` shares).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomllib
 
+from earshot.options import Option, add_flag, check, opt, options
+
 DEFAULT_PATH = Path("/etc/earshot/earshot.toml")
 
 
 class ConfigError(ValueError):
     """The configuration is unusable; the message names the key and the allowed values."""
-
-
-def opt(default: Any, help: str, **rules: Any) -> Any:
-    """A settings field: its default, its one-line help (with units) and validation rules.
-
-    Rules: ``choices`` (allowed values), ``lo``/``hi`` (inclusive numeric range).
-    """
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"help": help, **rules})
-    return field(default=default, metadata={"help": help, **rules})
 
 
 @dataclass(frozen=True)
@@ -168,60 +159,19 @@ _CLASSES: dict[str, Any] = {
     "stream": StreamSettings, "detector": DetectorSettings, "oled": OledSettings,
     "output": OutputSettings, "serial": SerialSettings,
 }
-_TYPES = {name: {f.name: f for f in dataclasses.fields(cls)} for name, cls in _CLASSES.items()}
+_TYPES = {name: options(cls) for name, cls in _CLASSES.items()}
 
 
 def flag_name(section: str, key: str) -> str:
     return f"--{section}-{key}".replace("_", "-")
 
 
-def _kind(f: dataclasses.Field) -> str:
-    d = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc,operator]
-    return {bool: "bool", int: "int", float: "float", str: "str", list: "list"}[type(d)]
-
-
-def _describe(f: dataclasses.Field) -> str:
-    kind = _kind(f)
-    m = f.metadata
-    if "choices" in m:
-        return "one of " + ", ".join(repr(c) if isinstance(c, str) else str(c) for c in m["choices"])
-    if kind in ("int", "float"):
-        noun = "an integer" if kind == "int" else "a number"
-        if "lo" in m and "hi" in m:
-            return f"{noun} from {m['lo']} to {m['hi']}"
-        return noun
-    return {"bool": "true or false", "str": "a string", "list": "a list of strings"}[kind]
-
-
-def _check(section: str, f: dataclasses.Field, value: Any, origin: str) -> Any:
+def _check(section: str, o: Option, value: Any, origin: str) -> Any:
     """Validate one value; returns it converted to the field's type."""
-    kind = _kind(f)
-    where = f"{origin}: {section}.{f.name} ({flag_name(section, f.name)})"
-    bad = ConfigError(f"{where} must be {_describe(f)}, got {value!r}")
-    if section == "mic" and f.name == "device" and isinstance(value, int) and value >= 0:
+    if section == "mic" and o.name == "device" and isinstance(value, int) and value >= 0:
         value = str(value)
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise bad
-    elif kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad
-    elif kind == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-            raise bad
-        value = float(value)
-    elif kind == "str":
-        if not isinstance(value, str):
-            raise bad
-    elif kind == "list":
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise bad
-    m = f.metadata
-    if "choices" in m and value not in m["choices"]:
-        raise bad
-    if "lo" in m and not m["lo"] <= value <= m["hi"]:
-        raise bad
-    return value
+    where = f"{origin}: {section}.{o.name} ({flag_name(section, o.name)})"
+    return check(o, value, where, ConfigError)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -313,25 +263,6 @@ def load(path: str | Path | None, overrides: dict[tuple[str, str], Any] | None =
 # -- command line ----------------------------------------------------------------------------
 
 
-def _parse_cli(kind: str, flag: str):  # type: ignore[no-untyped-def]
-    def parse(text: str) -> Any:
-        if kind == "int":
-            try:
-                return int(text, 0)
-            except ValueError:
-                raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if kind == "float":
-            try:
-                return float(text)
-            except ValueError:
-                raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if kind == "list":
-            return [t.strip() for t in text.split(",") if t.strip()]
-        return text
-
-    return parse
-
-
 def add_arguments(parser: argparse.ArgumentParser, sections: tuple[str, ...] | None = None) -> None:
     """Add ``--config`` and one flag per key, grouped by subsystem."""
     parser.add_argument(
@@ -342,23 +273,9 @@ def add_arguments(parser: argparse.ArgumentParser, sections: tuple[str, ...] | N
         if sections is not None and section not in sections:
             continue
         group = parser.add_argument_group(f"[{section}]", _CLASSES[section].__doc__)
-        for f in fields.values():
-            kind = _kind(f)
-            default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc,operator]
-            shown = ",".join(default) if kind == "list" else default
-            help_text = f"{f.metadata['help']} (default: {shown!r})".replace("%", "%%")
-            dest = f"cfg__{section}__{f.name}"
-            if kind == "bool":
-                group.add_argument(
-                    flag_name(section, f.name), dest=dest, default=None,
-                    action=argparse.BooleanOptionalAction, help=help_text,
-                )
-            else:
-                group.add_argument(
-                    flag_name(section, f.name), dest=dest, default=None,
-                    type=_parse_cli(kind, flag_name(section, f.name)), metavar=kind.upper(),
-                    help=help_text,
-                )
+        for o in fields.values():
+            shown = ",".join(o.default) if o.kind == "list" else o.default
+            add_flag(group, o, flag_name(section, o.name), f"cfg__{section}__{o.name}", repr(shown))
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[tuple[str, str], Any]:

@@ -1,6 +1,6 @@
 """Model bundles: a folder with the model file(s) and ``manifest.json``.
 
-The manifest is the contract between the trainer, the daemon and the firmware (DESIGN.md):
+The manifest is the contract between the trainer, the daemon and the firmware (``docs/architecture.md``):
 
     {
       "format_version": 1,

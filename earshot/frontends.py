@@ -128,7 +128,7 @@ def register(cls: type[FrontEnd]) -> type[FrontEnd]:
 @register
 @dataclass
 class StftFrontEnd(FrontEnd):
-    """The Pi seed's features: scipy STFT magnitude."""
+    """The original Pi pipeline's features (the seed, ``docs/architecture.md``): scipy STFT magnitude."""
 
     name: str = field(default="stft", init=False)
     nperseg: int = 255

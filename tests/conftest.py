@@ -65,7 +65,7 @@ TRAIN_EPOCHS = 20
 """Epochs for the fixture bundles (early stopping may end sooner)."""
 ALARM_EPOCHS = {"pi": TRAIN_EPOCHS, "rp2040": 40}
 """Max epochs per phase of the alarm transfer. stream_cnn's head learns more slowly than the
-seeds' (no normaliser, so quiet clips reach it as small embeddings): on the fixture data its
+seed-compatible models' (docs/architecture.md; no normaliser, so quiet clips reach it as small embeddings): on the fixture data its
 detector's median score on negatives was 0.21 after 20 + 20 epochs (every one used), 0.16 after
 30 + 30 and 0.11 after 40 + 40, at 0.95 test accuracy throughout."""
 BUILD_TIMEOUT_S = 900

@@ -163,11 +163,11 @@ def test_benchmark_block_on_the_trained_model_equals_the_host_build(
     from bench import mcu_cycles
     from earshot.wavio import read_wav
 
-    (name, model_dir), = mcu_cycles.bundle_models((rp2040_bundle,), tmp_path).items()
+    (name, compiled), = mcu_cycles.bundle_models((rp2040_bundle,), tmp_path).items()
     clip = sorted((synth_root / "keywords" / "yes").glob("*.wav"))[0]
     blocks = mcu_cycles.audio_blocks(read_wav(clip))
     assert np.abs(blocks).max() > 1000  # real speech, not silence
-    r = mcu_cycles.run_one(name, model_dir, "Os", blocks)
+    r = mcu_cycles.run_one(name, compiled, "Os", blocks)
 
     assert r.front_end.instructions > 0 and r.inference.instructions > 0
     assert r.total.instructions == (r.front_end.instructions + r.inference.instructions
@@ -187,3 +187,25 @@ def test_benchmark_block_on_the_trained_model_equals_the_host_build(
     # the input shift, once per block, and one per streamed op moving its kept rows up
     assert r.streamed_ops == 3  # stream_cnn, the default MCU architecture
     assert r.library_calls["memmove"] == 1 + r.streamed_ops
+
+
+@needs_arm
+def test_model_info_fields_are_where_the_cortex_m0plus_build_puts_them(tmp_path: Path) -> None:
+    """bench/mcu_cycles.py reads es_model_info out of the emulator by field name through
+    EsModelInfo32: its layout must be arm-none-eabi-gcc's own for es_model.h."""
+    import ctypes
+
+    from trainer.compiler import host
+
+    src = tmp_path / "layout.c"
+    src.write_text(host.layout_source())
+    obj = tmp_path / "layout.o"
+    _run(["arm-none-eabi-gcc", "-mcpu=cortex-m0plus", "-mthumb", "-std=c99", "-Wall", "-Werror",
+          "-I", str(REPO / "firmware" / "core"), "-c", str(src), "-o", str(obj)])
+    raw = tmp_path / "layout.bin"
+    _run(["arm-none-eabi-objcopy", "-O", "binary", "-j", ".rodata", str(obj), str(raw)])
+    got = list(np.frombuffer(raw.read_bytes(), "<u4"))
+    info = host.EsModelInfo32
+    want = [ctypes.sizeof(info)] + [getattr(info, f).offset for f in host.FIELD_NAMES]
+    assert got == want
+    assert want[0] == 48 and info.arena_bytes.offset == 40  # a 32-bit layout, not the host's

@@ -7,7 +7,7 @@ detection on the noise, the negatives, the other model's events or the silence. 
 (the 2.5 s smoke alarm) may fire again while it is still sounding (after ``[detector]
 suppression_ms``); those repeats count as the same event, not as false alarms.
 
-Where the 500 ms is measured from (DESIGN.md: "sound onset -> alert <= 500 ms p95"): from the
+Where the 500 ms is measured from (the budget in docs/architecture.md: "sound onset -> alert <= 500 ms p95"): from the
 onset for a sound that is recognisable from its start (``FROM_ONSET``: the alarms, measured
 110-210 ms), from the END of a spoken word (the truth's ``end_s``), because a word cannot be
 named before it has been said ("no" and "go" share their first 100 ms, "up" is half said at
@@ -31,7 +31,7 @@ from earshot.bundle import load_bundle
 from tests.test_daemon_helpers import base_args, earshotd, empty_config, write_stream
 
 LATENCY_MS = 500
-"""Sound-to-alert budget (DESIGN.md), in stream time: from the onset for ``FROM_ONSET`` labels,
+"""Sound-to-alert budget (docs/architecture.md), in stream time: from the onset for ``FROM_ONSET`` labels,
 from the end of the word for the rest."""
 FROM_ONSET = frozenset({"smoke_alarm", "co_alarm"})
 """Sounds recognisable from their start; every other event is a word, timed from its end."""

@@ -113,7 +113,7 @@ def spawn(*args: str, png_dir: Path | None = None, env: dict | None = None, **kw
 
 def _command(args, png_dir) -> list[str]:
     if png_dir is not None:
-        return [sys.executable, str(REPO / "tests" / "fakes_i2c.py"), str(png_dir), *args]
+        return [sys.executable, "-m", "daemon.oled_capture", str(png_dir), *args]
     return [sys.executable, "-m", "daemon", *args]
 
 

@@ -15,8 +15,8 @@ import pytest
 from trainer import firmware_build as fb
 
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion", "-Wconversion"]
-FLASH_BUDGET = 64 * 1024  # DESIGN.md: core + model flash on the RP2040
-RAM_BUDGET = 48 * 1024    # DESIGN.md: RAM peak (here: static RAM of the image)
+FLASH_BUDGET = 64 * 1024  # docs/architecture.md budget: core + model flash
+RAM_BUDGET = 48 * 1024    # docs/architecture.md budget: RAM peak (here: static RAM of the image)
 CPU_ATTRS = {             # what arm-none-eabi-readelf -A must report for each target
     "cortex-m0plus": ("v6S-M", None),
     "cortex-m4": ("v7E-M", "VFPv4-D16"),

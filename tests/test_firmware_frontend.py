@@ -144,7 +144,7 @@ def test_streaming_across_many_block_counts(es_host, tmp_path) -> None:
 @pytest.mark.parametrize("scale", [0.003, 0.05, 0.37, 1.0, 2.5, 17.0, 123.4, 4096.0])
 @pytest.mark.parametrize("zero_point", [-128, -3, 40])
 def test_int8_input_equals_q15_to_int8(es_host, scale, zero_point) -> None:
-    """Every int16 value, at scales far below 1 (the seed's divider gave 0 there) and above."""
+    """Every int16 value, at scales far below 1 (the seed firmware's integer divider, docs/architecture.md, gave 0 there) and above."""
     mag = np.arange(-32768, 32768, dtype=np.int16)
     mult, shift = quant.quantize_multiplier(1.0 / scale)
     proc = fb.run_host(es_host, "--quantize", f"{mult},{shift},{zero_point}",
@@ -155,7 +155,7 @@ def test_int8_input_equals_q15_to_int8(es_host, scale, zero_point) -> None:
     bad = np.flatnonzero(got != want)
     assert bad.size == 0, f"mag {mag[bad[0]]}: C {got[bad[0]]}, Python {want[bad[0]]}"
     # and it is the quantisation a user expects: round(mag / scale) + zero_point, saturated
-    # (the seed's integer divider made every small scale a division by zero)
+    # (the seed firmware's integer divider made every small scale a division by zero)
     ideal = np.clip(np.round(mag / scale) + zero_point, -128, 127)
     assert np.abs(got.astype(np.int64) - ideal).max() <= 1
 

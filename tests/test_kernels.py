@@ -1,7 +1,7 @@
 """Per-kernel tests: each op of firmware/core/es_kernels.c in isolation, as a one-op int8 TFLite
-model written here (flatbuffer object API), compiled by ``earshot-train compile``'s compiler
-and run by gcc (ASan + UBSan), against TFLite's reference kernels (BUILTIN_REF) and the
-TFLite Micro interpreter.
+model written here (flatbuffer object API), compiled by ``earshot-train compile``'s compiler,
+built by gcc (UBSan) into a host library and called through ctypes, against TFLite's reference
+kernels (BUILTIN_REF) and the TFLite Micro interpreter.
 
 Rule (docs/compiler.md): the C equals TFLM on every input; it equals the reference wherever the
 reference and TFLM agree. Where they differ the test names the op and bounds how often.
@@ -9,7 +9,6 @@ reference and TFLM agree. Where they differ the test names the op and bounds how
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
 
-from trainer import compile_c  # noqa: E402
+from trainer import compiler  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CORE = REPO / "firmware" / "core"
@@ -240,80 +239,32 @@ def _run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess:
     return proc
 
 
-def _harness_source(entries: list[tuple[str, int]]) -> str:
-    lines = ["#include <stdio.h>", "#include <stdlib.h>", '#include "es_model.h"']
-    lines += [f'#include "{p}_model_data.h"' for p, _ in entries]
-    biggest = max(n for _, n in entries)
-    lines += [
-        "typedef struct { const EsModelInfo *info; EsStatus (*invoke)(const int8_t *, int8_t *);",
-        "                 size_t n_in; } Entry;",
-        "static const Entry k_entries[] = {",
-        *[f"    {{&{p}_model_info, {p}_model_invoke, {n}u}}," for p, n in entries],
-        "};",
-        f"static int8_t s_in[{biggest}];",
-        "static int8_t s_out[65536];",
-        "int main(int argc, char **argv) {",
-        "    if (argc != 2) { fprintf(stderr, \"usage: harness INDEX\\n\"); return 2; }",
-        "    const int k = atoi(argv[1]);",
-        "    if (k < 0 || (size_t)k >= sizeof k_entries / sizeof k_entries[0]) return 2;",
-        "    const Entry *e = &k_entries[k];",
-        "    while (fread(s_in, 1, e->n_in, stdin) == e->n_in) {",
-        "        EsStatus st = e->invoke(s_in, s_out);",
-        "        if (st != ES_OK) {",
-        "            fprintf(stderr, \"model %d: %s\\n\", k, es_status_str(st));",
-        "            return 1;",
-        "        }",
-        "        fwrite(s_out, 1, e->info->n_outputs, stdout);",
-        "    }",
-        "    return 0;",
-        "}",
-        "",
-    ]
-    return "\n".join(lines)
-
-
 class CModels:
-    """Several .tflite models compiled to C (one prefix each) and linked into one harness.
+    """Several .tflite models compiled to C (one prefix each) and built into one host library
+    (``trainer.compiler.build_host``: gcc, warnings as errors, UBSan), called through ctypes.
 
-    The harness is cached under ``build/test-kernels/<hash of the generated C, the kernel
-    sources and the flags>``, so an unchanged set is not rebuilt."""
+    The library lives under ``build/test-kernels/``, named by a hash of the generated C, the
+    kernel sources and the flags, so an unchanged set is not rebuilt."""
 
     def __init__(self, models: list[bytes], work: Path) -> None:
         work.mkdir(parents=True, exist_ok=True)
-        entries, h = [], hashlib.sha256()
+        compiled = []
         for k, model in enumerate(models):
             path = work / f"m{k}.tflite"
             path.write_bytes(model)
-            compiled = compile_c.compile_tflite(
-                path, work, _labels(model), prefix=f"m{k}", any_input=True
+            compiled.append(
+                compiler.compile_tflite(path, work, _labels(model), prefix=f"m{k}", any_input=True)
             )
-            graph = compile_c.read_graph(path)
-            entries.append((f"m{k}", int(np.prod(graph.tensors[graph.input].shape))))
-            h.update(compiled.c_path.read_bytes() + compiled.h_path.read_bytes())
-        src = _harness_source(entries)
-        h.update(src.encode())
-        for f in ("es_kernels.c", "es_kernels.h", "es_common.c", "es_common.h", "es_model.h"):
-            h.update((CORE / f).read_bytes())
-        h.update(" ".join(CFLAGS + SANITIZE).encode())
-        self.dir = CACHE / h.hexdigest()[:20]
-        self.exe = self.dir / "harness"
-        self.sizes = [n for _, n in entries]
-        if not self.exe.is_file():
-            self.dir.mkdir(parents=True, exist_ok=True)
-            (work / "harness.c").write_text(src)
-            sources = [str(work / f"m{k}_model_data.c") for k in range(len(models))]
-            tmp = self.dir / "harness.tmp"
-            _run(["gcc", *CFLAGS, *SANITIZE, "-I", str(CORE), "-I", str(work),
-                  str(CORE / "es_kernels.c"), str(CORE / "es_common.c"), *sources,
-                  str(work / "harness.c"), "-o", str(tmp)])
-            tmp.replace(self.exe)
+        self.models = compiler.build_host(compiled, CACHE)
+        for k in range(len(models)):
+            graph = compiler.read_graph(work / f"m{k}.tflite")
+            assert self.models[k].n_inputs == int(np.prod(graph.tensors[graph.input].shape))
 
     def run(self, k: int, xs: np.ndarray) -> np.ndarray:
         """Outputs of model ``k`` for each input row of ``xs``."""
         xs = np.ascontiguousarray(xs, np.int8).reshape(len(xs), -1)
-        assert xs.shape[1] == self.sizes[k]
-        out = _run([str(self.exe), str(k)], input=xs.tobytes()).stdout
-        return np.frombuffer(out, np.int8).reshape(len(xs), -1)
+        assert xs.shape[1] == self.models[k].n_inputs
+        return self.models[k].invoke_many(xs)
 
 
 def _labels(model: bytes) -> list[str]:

@@ -89,10 +89,26 @@ def test_alarm_set_tones_in_the_piezo_band_and_negatives(tiny: Path) -> None:
     x = np.concatenate([load_split(ds, s, progress=False)[0] for s in ("train", "val", "test")])
     assert x.shape == (4, FS)
     for f in sorted((tiny / "alarm" / "smoke_alarm").glob("*.wav")):
-        a = read_wav(f)
-        spec = np.abs(np.fft.rfft(a))
-        spec[: 1000 * a.size // FS] = 0  # above 1 kHz the loudest line is the piezo tone
-        assert 2900 <= np.argmax(spec) * FS / a.size <= 3500
+        assert _alarm_kind(read_wav(f)) in ("piezo", "low-frequency")
+
+
+def _alarm_kind(a: np.ndarray) -> str:
+    """"piezo" (loudest line above 1 kHz at 2.9-3.5 kHz) or "low-frequency" (loudest line at
+    480-562 Hz with its 3rd harmonic the next odd line), else "neither"."""
+    spec = np.abs(np.fft.rfft(a))
+    hz = np.fft.rfftfreq(a.size, 1 / FS)
+    f0 = hz[np.argmax(spec * (hz > 200))]
+    if 470 <= f0 <= 570:
+        at = {k: spec[np.abs(hz - k * f0) < 5 * k].max() for k in (1, 3)}  # a wobble spreads lines
+        if at[3] > 0.15 * at[1]:  # a square wave's 3rd harmonic is a third of its fundamental
+            return "low-frequency"
+    return "piezo" if 2900 <= hz[np.argmax(spec * (hz > 1000))] <= 3500 else "neither"
+
+
+def test_smoke_alarm_windows_hold_piezo_and_low_frequency_alarms(tmp_path: Path) -> None:
+    kinds = [_alarm_kind(synth._alarm_clip(np.random.default_rng((5, i)))) for i in range(60)]
+    assert "neither" not in kinds
+    assert 0.15 <= kinds.count("low-frequency") / len(kinds) <= 0.35  # 30 % of T3, none of T4
 
 
 def test_alarm_patterns_follow_t3_and_t4_timing() -> None:

@@ -9,7 +9,7 @@ Modules, in the order data flows through them:
 * ``train``     — training, transfer learning (``earshot-train train``)
 * ``export``    — float and int8 TFLite, TFLM C header, bundle manifests
 * ``evaluate``  — float vs int8 on the test split (``earshot-train evaluate``)
-* ``compile_c`` — int8 .tflite -> static C model for the firmware (``earshot-train compile``)
+* ``compiler``  — int8 .tflite -> static C model for the firmware (``earshot-train compile``)
 
 TensorFlow is imported inside functions only, so ``--help`` is fast.
 """

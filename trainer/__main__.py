@@ -19,8 +19,9 @@ COMMAND_MODULES = (
     "trainer.train",
     "trainer.evaluate",
     "trainer.streams",
+    "trainer.heldout",
     "trainer.stream_eval",
-    "trainer.compile_c",
+    "trainer.compiler.cli",
 )
 
 

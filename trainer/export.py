@@ -1,4 +1,4 @@
-"""Export trained Keras models as bundles (DESIGN.md's contract, ``earshot/bundle.py``).
+"""Export trained Keras models as bundles (the contract in ``earshot/bundle.py``).
 
 Pi bundle
     ``model.tflite`` (float32), ``model.keras`` (for transfer learning), ``manifest.json``.

@@ -7,7 +7,7 @@ exported TFLite models output probabilities.
 
 Architectures
 -------------
-``simple_audio``  the Pi seed, TensorFlow's simple_audio tutorial: resize 32x32, normalise,
+``simple_audio``  TensorFlow's simple_audio tutorial (the original Pi model): resize 32x32, normalise,
                   conv 32 3x3, conv 64 3x3, max-pool, dropout .25, flatten, dense 128,
                   dropout .5, dense n (about 1.6M parameters).
 ``rp2040_seed``   the Arm RP2040 tutorial model: resize 32x32, normalise, conv 8 filters 8x8
@@ -20,14 +20,11 @@ Architectures
 ``ds_cnn``        our small MCU model: 4x4 average pooling of the spectrogram to (31, 32),
                   normalise, conv 12 3x3 stride 2, two depthwise-separable blocks (24 and 32
                   channels, stride 2), global average pool, dense n. About 2K parameters and
-                  70K MACs per inference (the seed: 15K and 100K), within DESIGN.md's budget.
+                  70K MACs per inference.
 
-The RP2040 default is ``stream_cnn``. On the synthetic keywords (60 clips per label, 20 fillers,
-``--unknown --silence``, 30 epochs, seed 1) it reached 0.75 float / 0.73 int8 test and 0.95
-validation accuracy where ``rp2040_seed`` reached 0.67 / 0.62 / 0.90; per 32 ms block on the
-emulated M0+ its streamed inference takes 2.6 ms against rp2040_seed's 9.6 ms and ds_cnn's 15.5
-(bench/mcu_cycles.py), because only the newest rows of its convolutions are computed. Earlier,
-``ds_cnn`` reached 0.73 test / 0.85 validation where ``rp2040_seed`` reached 0.85 / 0.92.
+``simple_audio`` and ``rp2040_seed`` are the seed-compatible architectures (the original Pi and
+RP2040 models, ``docs/architecture.md``). The RP2040 default is ``stream_cnn``; how the
+architectures compared on the synthetic sets and the emulated M0+: ``docs/training.md``.
 
 All MCU architectures convert to full-int8 TFLite using only the ops in ``MCU_OPS`` (the
 firmware's C kernels); ``tests/test_models.py`` checks it for each name in
@@ -176,7 +173,7 @@ def _stem(input_shape, adapt, clip_max):  # type: ignore[no-untyped-def]
 
 
 def _resized_normalised(x, adapt):  # type: ignore[no-untyped-def]
-    """The seeds' input stage: resize to 32x32, then normalise with the resized data's stats."""
+    """The seed-compatible models' input stage: resize to 32x32, then normalise with the resized data's stats."""
     from keras import layers
 
     x = layers.Resizing(32, 32, name="resize")(x)
@@ -237,7 +234,7 @@ def build_stream_cnn(
     clip_max: float | None = None,
 ) -> keras.Model:
     """Every op before the time pooling is VALID in time with time strides dividing
-    ``STREAM_FRAMES``, so trainer/compile_c.py can stream it (see docs/compiler.md). No
+    ``STREAM_FRAMES``, so trainer/compiler (plan.plan_stream) can stream it (see docs/compiler.md). No
     normaliser: it would be an elementwise op over the full input; batch norm after the first
     conv (folded into it by the converter) absorbs the input's level instead."""
     import keras

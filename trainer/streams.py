@@ -53,8 +53,8 @@ _LOGGER = logging.getLogger(__name__)
 
 EVENTS_VERSION = 1
 EVENTS_SUFFIX = ".events.json"
-OTHER_FORMATS = (".flac", ".ogg", ".aiff", ".aif")
-"""Read through ``soundfile`` when it is importable (it is not a dependency)."""
+OTHER_FORMATS = (".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif")
+"""Read through ``soundfile`` (libsndfile: FLAC, Ogg Vorbis, MP3, AIFF), a trainer dependency."""
 PEAK_LIMIT = 10 ** (-1 / 20)
 """Events and negatives are never mixed in louder than -1 dBFS peak."""
 

@@ -17,8 +17,9 @@
 * ``OUT/alarm/``: one folder per label. ``smoke_alarm/``: 1 s windows holding at least 80 ms of
   tone from a T3 pattern (NFPA 72 / ISO 8201: 0.5 s on, 0.5 s off, three times, then 1.5 s off)
   or a T4 pattern (NFPA 720 CO alarms: four 0.1 s beeps 0.1 s apart, then 5 s off); the tone is
-  a piezo's ~3.0-3.4 kHz fundamental with a second harmonic and a slight wobble, at a random
-  level over a random noise at 0-30 dB SNR. ``background/``: negatives: espeak-ng speech, noise,
+  a piezo's ~3.0-3.4 kHz fundamental with a second harmonic and a slight wobble or, for
+  ``LOW_FREQUENCY_SHARE`` of the T3 windows, a low-frequency alarm's 520 Hz square wave, at a
+  random level over a random noise at 0-30 dB SNR. ``background/``: negatives: espeak-ng speech, noise,
   beeps away from the alarm band (microwave-like 2 kHz, 1 kHz, 440 Hz, 4-5 kHz), clicks and
   near-silence. Also a ``_background_noise_/`` folder for augmentation.
 
@@ -260,6 +261,33 @@ def _tone(freq: float, n: int, rng: np.random.Generator, harmonic: float) -> np.
     return tone
 
 
+LOW_FREQUENCY_HZ = 520.0
+"""Low-frequency smoke alarms (required in many sleeping areas: UL 217 / NFPA 72 since 2014)
+sound a 520 Hz (+-10 %) square wave in the T3 pattern; they wake sleepers a piezo does not."""
+LOW_FREQUENCY_SHARE = 0.3
+"""Share of the synthetic smoke-alarm clips that are low-frequency square-wave alarms."""
+
+
+def _square(freq: float, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` samples of a band-limited square wave at ``freq`` Hz (odd harmonics 1/k, below
+    7.5 kHz), with the slight wobble of a driven transducer."""
+    t = np.arange(n) / FS
+    wobble = 1.0 + 0.003 * np.sin(2 * np.pi * rng.uniform(3.0, 8.0) * t)
+    phase = 2 * np.pi * np.cumsum(freq * wobble) / FS
+    ks = range(1, int(7500.0 // freq) + 1, 2)
+    return np.asarray(sum(np.sin(k * phase) / k for k in ks), np.float64)
+
+
+def alarm_tone(n: int, rng: np.random.Generator, low_frequency: bool | None = None) -> np.ndarray:
+    """``n`` samples of an alarm's sound: a piezo (2.95-3.45 kHz with a 2nd harmonic) or, with
+    ``LOW_FREQUENCY_SHARE`` odds (or when ``low_frequency``), a 520 Hz square wave."""
+    if low_frequency is None:
+        low_frequency = bool(rng.random() < LOW_FREQUENCY_SHARE)
+    if low_frequency:
+        return _square(LOW_FREQUENCY_HZ * float(rng.uniform(0.92, 1.08)), n, rng)
+    return _tone(float(rng.uniform(2950, 3450)), n, rng, float(rng.uniform(0.1, 0.5)))
+
+
 def render_tones(
     schedule: Sequence[tuple[float, float]],
     freq: float,
@@ -283,14 +311,13 @@ def _alarm_clip(rng: np.random.Generator, n: int = FS) -> np.ndarray:
     synthesised (the pattern's envelope picks it)."""
     kind = "t3" if rng.random() < 0.6 else "t4"
     schedule = alarm_schedule(kind, 2, rng)
-    freq, harmonic = rng.uniform(2950, 3450), rng.uniform(0.1, 0.5)
     env = _envelope(schedule)
     on = env > 0.5
     c = np.concatenate([[0], np.cumsum(on)])
     counts = c[n:] - c[:-n]  # on-samples in each n-sample window
     starts = np.flatnonzero(counts >= int(0.08 * FS))
     s = int(starts[rng.integers(starts.size)])
-    tone = _tone(freq, n, rng, harmonic)
+    tone = alarm_tone(n, rng, False if kind == "t4" else None)  # low-frequency alarms are T3
     x = (tone * env[s : s + n] / (np.max(np.abs(tone)) + 1e-12)).astype(np.float32)
     x *= np.float32(_db(rng.uniform(-36.0, -6.0)))
     _mix_noise(x, rng, rng.uniform(0.0, 30.0), _rms(x[on[s : s + n]]))
@@ -409,12 +436,19 @@ def voice_pool(split: str) -> list[tuple[str, str]]:
 def pick_voices(count: int, rng: np.random.Generator, split: str = "train") -> list[Voice]:
     """``count`` distinct speakers of ``split`` (accent, variant, pitch, warp), by speaker id."""
     combos = voice_pool(split)
-    if count > len(combos):
-        raise ValueError(f"--speakers {count}: at most {len(combos)} distinct {split} voices")
-    idx = rng.choice(len(combos), size=count, replace=False)
-    voices = {Voice(combos[i][0], combos[i][1], int(rng.integers(15, 86)),
-                    round(float(rng.uniform(*WARP_RANGE)), 2)) for i in idx}  # fmt: skip
-    return sorted(voices, key=lambda v: v.speaker)
+    if count > 10 * len(combos):
+        raise ValueError(f"--speakers {count}: at most {10 * len(combos)} {split} speakers")
+    # Every (accent, variant) once before any twice; a repeat differs in pitch and warp.
+    idx = np.concatenate([rng.permutation(len(combos)) for _ in range(-(-count // len(combos)))])
+    voices: dict[str, Voice] = {}
+    for i in idx:
+        while len(voices) < count:
+            v = Voice(combos[i][0], combos[i][1], int(rng.integers(15, 86)),
+                      round(float(rng.uniform(*WARP_RANGE)), 2))  # fmt: skip
+            if v.speaker not in voices:
+                voices[v.speaker] = v
+                break
+    return sorted(voices.values(), key=lambda v: v.speaker)
 
 
 def split_speakers(speakers: int) -> dict[str, int]:

@@ -19,13 +19,7 @@ mean/variance), because a base trained on speech normalises with speech statisti
 stopping (on validation loss, best weights restored) ends every phase. The target, front end and
 architecture come from the base bundle.
 
-Why these choices: on the synthetic smoke-alarm set (40 clips per label, 128 augmented training
-clips, batch 32 = 4 steps an epoch) the q15 + ``rp2040_seed`` detector stayed at chance with the
-frozen head alone and with a ``lr/10`` fine-tune of at most 15 epochs (0.83 train, 0.5 test);
-re-adapting the input and fine-tuning longer reached 1.0 test, float and int8 alike. On a
-``make_stream`` stream (words, an alarm, noise) a ``lr/10`` fine-tune left the RP2040 detector
-firing on words and ``lr/2`` left the Pi's 1.6M-parameter model firing at word onsets; ``lr/4``
-gave neither a false alarm.
+Why these choices (measurements on the synthetic sets): ``docs/training.md``.
 """
 
 from __future__ import annotations
@@ -33,7 +27,7 @@ from __future__ import annotations
 import argparse
 import logging
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +35,9 @@ import numpy as np
 
 from earshot import frontends
 from earshot.bundle import load_bundle
+from earshot.options import MISSING, Option, add_flag, check, opt, options
+
+from . import models
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -58,10 +55,9 @@ FINETUNE_PATIENCE = 2
 """Transfer learning's fine-tuning phase waits this many times ``--patience`` epochs."""
 STREAM_SHIFT = {"shift_prob": 0.8, "shift_max_s": 0.1, "shift_late_s": 0.5, "shift_fit": True}
 """Time shift for multi-class training (``AugmentConfig`` fields): mostly later, never cutting
-the sound, so a word is also learnt ending at the window's right edge. A streaming sliding
-window holds a whole word first in that position; trained on centred words only, the daemon
-named a keyword 600-800 ms after its onset (the word centred in the 1 s window). Transfer
-learning keeps ``AugmentConfig``'s default (+-0.1 s), with which the alarm detectors were tuned."""
+the sound, so a word is also learnt ending at the window's right edge, where a streaming sliding
+window first holds the whole word (why: ``docs/training.md``). Transfer learning keeps
+``AugmentConfig``'s default (+-0.1 s), with which the alarm detectors were tuned."""
 STREAM_CUT_PROB = 0.2
 """With an ``_unknown_`` class: share of the keywords' augmented copies that are fragments cut by
 the window's edge, labelled ``_unknown_`` (``augment.CutConfig``), so the daemon does not name a
@@ -70,161 +66,121 @@ word from the part a sliding window holds on its way in or out."""
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Everything one ``train`` run needs, validated from the command line."""
+    """Everything one ``train`` run needs; each field is one ``earshot-train train`` flag."""
 
-    data: Path
-    """Data set root (folder per label, Speech Commands or ESC-50 layout)."""
-    out: Path
-    """Output folder; bundles go to ``out/pi`` and ``out/rp2040``."""
-    targets: tuple[str, ...] = ("pi", "rp2040")
-    """Targets to train, in order."""
-    arch: str | None = None
-    """Architecture name, or None for the target's default."""
-    frontend: str | None = None
-    """Front end name, or None for the target's default."""
-    labels: tuple[str, ...] | None = None
-    """Label subset, or None for every folder."""
-    unknown: bool = False
-    """Add an ``_unknown_`` class from the other labels."""
-    unknown_share: float = 1.0
-    """``_unknown_`` clips kept per split, as a multiple of the mean known class."""
-    silence: bool = False
-    """Add a ``_silence_`` class from background noise."""
-    group_pattern: str | None = None
-    """Regex naming a file's speaker/session (``trainer.datasets.group_of``); None = default."""
-    epochs: int = 30
-    """Maximum epochs per training phase (early stopping may end sooner)."""
-    batch_size: int = 32
-    """Clips per gradient step."""
-    seed: int = 0
-    """Seed for python, numpy and TensorFlow, the split and the augmentation."""
-    augment_copies: int = 1
-    """Augmented copies of each training clip added to the training split (0 = none)."""
-    spec_augment: float = 0.5
-    """Share of the augmented copies whose features get SpecAugment time/frequency masks."""
-    learning_rate: float = 2e-3
-    """Initial Adam learning rate."""
-    patience: int = 4
-    """Early stopping patience (epochs without a better validation loss)."""
-    transfer_from: Path | None = None
-    """Base bundle for transfer learning, or None."""
-    positive: str | None = None
-    """The positive label of a transfer-learned binary detector."""
-    progress: bool = True
-    """Show progress bars."""
+    data: Path = opt(MISSING, "data set folder: a folder per label, Speech Commands or ESC-50 "
+                     "layout", positional=True, metavar="DATA")  # fmt: skip
+    out: Path = opt(MISSING, "output folder (bundles in OUT/<target>)", metavar="OUT")
+    target: str = opt("both", "what to build", choices=("pi", "rp2040", "both"),
+                 metavar="TARGET")
+    arch: str | None = opt(
+        None, "architecture (--target pi or rp2040 only)", choices=tuple(sorted(models.ARCHITECTURES)),
+        shown=f"{models.DEFAULT_ARCH['pi']} for pi, {models.DEFAULT_ARCH['rp2040']} for rp2040",
+        metavar="ARCH",
+    )
+    frontend: str | None = opt(
+        None, "feature front end", choices=tuple(frontends.names()),
+        shown=f"{DEFAULT_FRONTEND['pi']} for pi, {DEFAULT_FRONTEND['rp2040']} for rp2040",
+        metavar="FRONTEND",
+    )
+    labels: tuple[str, ...] | None = opt(
+        None, "comma-separated label subset", shown="every folder", metavar="LABELS"
+    )
+    group_pattern: str | None = opt(
+        None, "regular expression whose first group (or match) in a file name is its "
+        "speaker/session, so no speaker is in two splits", metavar="REGEX",
+        shown="the name before _nohash_, else before its last _",
+    )
+    unknown: bool = opt(False, "add an _unknown_ class from the other labels")
+    silence: bool = opt(False, "add a _silence_ class from the background noise")
+    unknown_share: float = opt(1.0, "with --unknown: keep up to X times the mean known class's "
+                               "clip count of _unknown_ clips per split", above=0, metavar="X")  # fmt: skip
+    epochs: int = opt(30, "max epochs per phase (early stopping may end sooner)", lo=1)
+    batch_size: int = opt(32, "clips per gradient step", lo=1)
+    seed: int = opt(0, "seed for python, numpy and TensorFlow, the split and the augmentation")
+    augment_copies: int = opt(1, "augmented copies per training clip (0 = none)", lo=0, metavar="N")
+    spec_augment: float = opt(0.5, "share of the augmented copies whose features get SpecAugment "
+                              "time and frequency masks (0 = none)", lo=0, hi=1, metavar="P")  # fmt: skip
+    learning_rate: float = opt(2e-3, "initial Adam learning rate", above=0, metavar="LR")
+    patience: int = opt(4, "early-stopping patience (epochs without a better validation loss)",
+                        lo=0)  # fmt: skip
+    transfer_from: Path | None = opt(None, "base bundle (with model.keras) for a "
+                                     "transfer-learned binary detector", metavar="BUNDLE",
+                                     shown="none")  # fmt: skip
+    positive: str | None = opt(None, "positive label for --transfer-from", metavar="LABEL",
+                                shown="none")
+    progress: bool = opt(True, "show progress bars")
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The targets to train, in order."""
+        return ("pi", "rp2040") if self.target == "both" else (self.target,)
+
+
+OPTIONS = options(TrainSettings)
+"""``TrainSettings``' fields as flags (``earshot.options``)."""
+
+DESCRIPTION = """\
+Labelled audio in; a Pi bundle (float TFLite) and/or an RP2040 bundle (int8, for
+`earshot-train compile`) out, with thresholds and test metrics in each manifest.
+With --transfer-from and --positive: a binary detector fine-tuned from a bundle."""
+
+EPILOG = """\
+examples:
+  # keyword recognisers for the Pi and the RP2040, with _unknown_ and _silence_ classes
+  earshot-train train out/data/keywords --out out/bundles --labels yes,no,up,down --unknown --silence
+
+  # a smoke-alarm detector transfer-learned from the RP2040 keyword bundle
+  earshot-train train out/data/alarm --out out/alarm --transfer-from out/bundles/rp2040 \\
+      --positive smoke_alarm
+
+Why these defaults, and what they measured: docs/training.md."""
+
+
+def flag_of(o: Option) -> str:
+    """``--batch-size`` for ``batch_size``; the positional's metavar for ``data``."""
+    return str(o.rules["metavar"]) if o.rules.get("positional") else "--" + o.name.replace("_", "-")
+
+
+def _shown(o: Option) -> str:
+    if "shown" in o.rules:
+        return str(o.rules["shown"])
+    if o.kind == "bool":
+        return "on" if o.default else "off"
+    return str(o.default)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from . import models
-
     p = sub.add_parser(
         "train",
         help="train Pi (float) and/or RP2040 (int8) bundles from labelled audio",
-        description=__doc__,
+        description=DESCRIPTION,
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("data", type=Path, metavar="DATA", help="data set folder")
-    p.add_argument(
-        "--out", type=Path, required=True, help="output folder (bundles in OUT/<target>)"
-    )
-    p.add_argument(
-        "--target",
-        choices=("pi", "rp2040", "both"),
-        default="both",
-        help="what to build (default: both)",
-    )
-    p.add_argument(
-        "--arch",
-        choices=sorted(models.ARCHITECTURES),
-        help=f"architecture (default: {models.DEFAULT_ARCH['pi']} for pi, "
-        f"{models.DEFAULT_ARCH['rp2040']} for rp2040)",
-    )
-    p.add_argument(
-        "--frontend",
-        choices=frontends.names(),
-        help="feature front end (default: stft for pi, q15 for rp2040)",
-    )
-    p.add_argument("--labels", help="comma-separated label subset (default: every folder)")
-    p.add_argument("--group-pattern", metavar="REGEX",
-                   help="regular expression whose first group (or match) in a file name is its "
-                        "speaker/session, so no speaker is in two splits (default: the name "
-                        "before _nohash_, else before its last _)")  # fmt: skip
-    p.add_argument("--unknown", action="store_true", help="add an _unknown_ class (default: off)")
-    p.add_argument("--silence", action="store_true", help="add a _silence_ class (default: off)")
-    p.add_argument("--unknown-share", type=float, default=1.0, metavar="X",
-                   help="with --unknown: keep up to X times the mean known class's clip count "
-                        "of _unknown_ clips per split (default: 1.0)")  # fmt: skip
-    p.add_argument("--epochs", type=int, default=30, help="max epochs per phase (default: 30)")
-    p.add_argument("--batch-size", type=int, default=32, help="clips per step (default: 32)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument(
-        "--augment-copies",
-        type=int,
-        default=1,
-        metavar="N",
-        help="augmented copies per training clip (default: 1; 0 = none)",
-    )
-    p.add_argument("--spec-augment", type=float, default=0.5, metavar="P",
-                   help="share of the augmented copies whose features get SpecAugment time and "
-                        "frequency masks (default: 0.5; 0 = none)")  # fmt: skip
-    p.add_argument("--learning-rate", type=float, default=2e-3,
-                   help="initial Adam learning rate (default: 2e-3)")
-    p.add_argument(
-        "--patience", type=int, default=4, help="early-stopping patience in epochs (default: 4)"
-    )
-    p.add_argument(
-        "--transfer-from",
-        type=Path,
-        metavar="BUNDLE",
-        help="base bundle (with model.keras) for a transfer-learned binary detector",
-    )
-    p.add_argument("--positive", metavar="LABEL", help="positive label for --transfer-from")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    for o in OPTIONS.values():
+        if o.rules.get("positional"):
+            p.add_argument(o.name, type=Path, metavar=flag_of(o), help=o.help)
+        else:
+            add_flag(p, o, flag_of(o), o.name, _shown(o))
     p.set_defaults(func=run)
 
 
 def settings_from_args(args: argparse.Namespace) -> TrainSettings:
     """Validate the command line into settings; errors name the flag."""
-    if args.epochs < 1:
-        raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.augment_copies < 0:
-        raise ValueError(f"--augment-copies must be >= 0, got {args.augment_copies}")
-    if not 0.0 <= args.spec_augment <= 1.0:
-        raise ValueError(f"--spec-augment must be in [0, 1], got {args.spec_augment}")
-    if not args.unknown_share > 0:
-        raise ValueError(f"--unknown-share must be > 0, got {args.unknown_share}")
-    if (args.transfer_from is None) != (args.positive is None):
+    values = {}
+    for o in OPTIONS.values():
+        given = getattr(args, o.name, None)
+        values[o.name] = check(o, o.default if given is None else given, flag_of(o))
+    values["labels"] = values["labels"] or None  # --labels "" = every folder
+    s = TrainSettings(**values)
+    if (s.transfer_from is None) != (s.positive is None):
         raise ValueError("--transfer-from and --positive go together")
-    if not args.data.is_dir():
-        raise FileNotFoundError(f"data set folder {args.data} does not exist")
-    targets = ("pi", "rp2040") if args.target == "both" else (args.target,)
-    if args.arch and args.target == "both":
+    if not s.data.is_dir():
+        raise FileNotFoundError(f"data set folder {s.data} does not exist")
+    if s.arch and s.target == "both":
         raise ValueError("--arch needs --target pi or --target rp2040")
-    labels = tuple(s.strip() for s in args.labels.split(",") if s.strip()) if args.labels else None
-    return TrainSettings(
-        data=args.data,
-        out=args.out,
-        targets=targets,
-        arch=args.arch,
-        frontend=args.frontend,
-        labels=labels,
-        unknown=args.unknown,
-        unknown_share=args.unknown_share,
-        silence=args.silence,
-        group_pattern=args.group_pattern,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        augment_copies=args.augment_copies,
-        spec_augment=args.spec_augment,
-        learning_rate=args.learning_rate,
-        patience=args.patience,
-        transfer_from=args.transfer_from,
-        positive=args.positive,
-        progress=not args.no_progress,
-    )
+    return s
 
 
 def run(args: argparse.Namespace) -> int:
@@ -412,8 +368,6 @@ def _target_features(settings, fe, ds, splits, shift=None):  # type: ignore[no-u
 
 def train(settings: TrainSettings) -> list[dict[str, Any]]:
     """Train every target in ``settings``; returns one result row per bundle."""
-    from . import models
-
     seed_everything(settings.seed)
     ds, splits = _load(settings, settings.labels)
     labels = list(ds.labels)
@@ -503,8 +457,6 @@ def train_transfer(settings: TrainSettings) -> list[dict[str, Any]]:
     """Binary detector for ``settings.positive`` from the base bundle (module docstring)."""
     import keras
 
-    from . import models
-
     if settings.transfer_from is None or settings.positive is None:
         raise ValueError("--transfer-from and --positive go together")
     seed_everything(settings.seed)
@@ -566,8 +518,3 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
             f"{r['test_accuracy_float']:>10.3f} {r['test_accuracy']:>10.3f}  {r['bundle']}"
         )
     return "\n".join(lines)
-
-
-def settings_dict(settings: TrainSettings) -> dict[str, Any]:
-    """Settings as plain JSON-able values (for logs and benchmarks)."""
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(settings).items()}
