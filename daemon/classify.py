@@ -32,6 +32,8 @@ from earshot.audio import SAMPLE_RATE, fit_length
 from earshot.bundle import BundleError, load_bundle
 from earshot.wavio import WavError, iter_wav, wav_info
 
+from .cli import HelpFormatter
+
 _LOGGER = logging.getLogger(__name__)
 
 WHOLE_FILE_S = 60.0
@@ -49,7 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="classify WAV files offline with a model bundle",
         description="Classify WAV files with a bundle and print the top label for each; files "
         "longer than a clip also list their detections with times.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG, formatter_class=HelpFormatter,
     )
     p.add_argument("--model", "--model-bundle", dest="model", required=True, metavar="BUNDLE",
                    help="bundle folder (manifest.json)")
