@@ -162,15 +162,15 @@ def main() -> int:
         wav = write_stream(Path(tmp) / "bench.wav", audio)
         short = write_stream(Path(tmp) / "short.wav", audio[: int(short_s * 16000)])
 
-        def d_args(w: Path) -> list[str]:
-            return ["run", "--config", str(empty_config()), "--model", str(bundle),
+        def d_args(w: Path) -> list[str]:  # --model-bundle: the spelling a baseline knows too
+            return ["run", "--config", str(empty_config()), "--model-bundle", str(bundle),
                     "--source-kind", "wav", "--source-wav", str(w), "--no-source-realtime",
                     "--output-journal", "off", "--output-json", "-", "--no-oled-enabled"]
 
         daemon, out, d_wall = _run(_DAEMON, d_args(wav))
         d0, _, d0_wall = _run(_DAEMON, d_args(short))
         pcm = _write_pcm48(Path(tmp) / "bench.pcm", audio)
-        stdin_args = ["run", "--config", str(empty_config()), "--model", str(bundle),
+        stdin_args = ["run", "--config", str(empty_config()), "--model-bundle", str(bundle),
                       "--source-kind", "stdin", "--source-stdin-rate", "48000",
                       "--output-journal", "off", "--output-json", "-", "--no-oled-enabled"]
         d_stdin, _, _ = _run(_DAEMON, stdin_args, stdin=pcm)
