@@ -39,7 +39,7 @@ EPILOG = """examples:
   earshotd record --label knock --out dataset --serial-ports /dev/ttyACM0   (a Pico's microphone)
 """
 
-RECORD_KEYS = {"stream": ("gate_p2p_dbfs", "gate_rms_dbfs")}
+RECORD_KEYS: dict[str, tuple[str, ...]] = {"stream": ("gate_p2p_dbfs", "gate_rms_dbfs")}
 """Of [stream], only the silence gate means something to ``record``."""
 
 

@@ -197,7 +197,7 @@ def install_signal_handlers(handler: Callable[[int, Any], None]) -> dict[int, An
     """
     from . import signals
 
-    old = {sig: signal.signal(sig, handler) for sig in _SIGNALS}
+    old: dict[int, Any] = {sig: signal.signal(sig, handler) for sig in _SIGNALS}
     for sig in signals.take_pending():
         handler(sig, None)
     return old

@@ -21,7 +21,7 @@ import os
 import struct
 import tempfile
 import wave
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -145,7 +145,7 @@ def _decode(info: WavInfo, raw: bytes) -> np.ndarray:
 
 
 def iter_wav(path: str | Path, target_rate: int = SAMPLE_RATE, channel: int | None = None,
-             block_frames: int = BLOCK_FRAMES) -> Iterator[np.ndarray]:
+             block_frames: int = BLOCK_FRAMES) -> Generator[np.ndarray, None, None]:
     """Stream ``path`` as float32 mono blocks at ``target_rate`` (memory: one block).
 
     Mono mixing and scaling as :func:`read_wav`; resampled by a streaming polyphase filter.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Generator
 
 import numpy as np
 
@@ -20,7 +21,7 @@ class WavSource:
         self.name = os.path.basename(path)
         self.overflows = 0
         info = wav_info(path)
-        self._blocks = iter_wav(path, block_frames=max(1, info.rate * chunk_ms // 1000))
+        self._blocks: Generator[np.ndarray, None, None] = iter_wav(path, block_frames=max(1, info.rate * chunk_ms // 1000))
         self._pos = 0
         self._realtime = realtime
         self._t0: float | None = None
