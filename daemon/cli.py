@@ -13,6 +13,16 @@ import importlib
 from collections.abc import Iterable
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Wraps one-paragraph text (descriptions) as usual but keeps text with line breaks (the
+    examples of an epilog) as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text.strip():
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
 def add_commands(parser: argparse.ArgumentParser, modules: Iterable[str]) -> None:
     """A required COMMAND subparser with one subcommand per module, in the given order."""
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

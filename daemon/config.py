@@ -13,13 +13,14 @@ fields are declared with ``earshot.options.opt`` (the machinery ``earshot-train 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomllib
 
-from earshot.options import Option, add_flag, check, opt, options
+from earshot.options import Option, add_flag, check, opt, options, parse_text
 
 DEFAULT_PATH = Path("/etc/earshot/earshot.toml")
 
@@ -32,7 +33,7 @@ class ConfigError(ValueError):
 class ModelSettings:
     """Which bundle to run."""
 
-    bundle: str = opt("/usr/share/earshot/models/pi", "model bundle folder (manifest.json); user models go in /var/lib/earshot/models/")
+    bundle: str = opt("/usr/share/earshot/models/pi", "model bundle folder (manifest.json); user models go in /var/lib/earshot/models/", metavar="BUNDLE")
     threads: int = opt(1, "interpreter threads", lo=1, hi=8)
 
 
@@ -162,7 +163,17 @@ _CLASSES: dict[str, Any] = {
 _TYPES = {name: options(cls) for name, cls in _CLASSES.items()}
 
 
+FLAG_SPELLINGS: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
+    ("model", "bundle"): ("--model", ("--model-bundle",)),
+}
+"""Keys whose flag is not ``--section-key``: (the flag, hidden old spellings still accepted).
+One spelling per thing across earshotd's commands: ``--model`` (as ``classify``),
+``--serial-ports`` (as ``picos`` and ``record``)."""
+
+
 def flag_name(section: str, key: str) -> str:
+    if (section, key) in FLAG_SPELLINGS:
+        return FLAG_SPELLINGS[(section, key)][0]
     return f"--{section}-{key}".replace("_", "-")
 
 
@@ -182,6 +193,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config {path}: no such file") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config {path}: not valid TOML ({e})") from None
+    except UnicodeDecodeError as e:
+        line = e.object[: e.start].count(b"\n") + 1
+        raise ConfigError(
+            f"config {path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} on line {line})"
+        ) from None
     except OSError as e:
         raise ConfigError(f"config {path}: cannot read ({e.strerror})") from None
 
@@ -193,6 +209,8 @@ def build(
     origin = origin or "config"
     values: dict[str, dict[str, Any]] = {}
     for section, body in table.items():
+        if section not in _TYPES and not isinstance(body, dict):
+            raise ConfigError(f"{origin}: unknown key {section!r} at the top level ({_hint(section)})")
         if section not in _TYPES:
             raise ConfigError(
                 f"{origin}: unknown table [{section}] (allowed: {', '.join(_TYPES)})"
@@ -217,6 +235,14 @@ def build(
     return settings
 
 
+def _hint(key: str) -> str:
+    """Where a top-level key probably belongs."""
+    homes = [t for t, fields in _TYPES.items() if key in fields]
+    if homes:
+        return "put it under " + " or ".join(f"[{t}]" for t in homes)
+    return "keys belong in a table: " + ", ".join(f"[{t}]" for t in _TYPES)
+
+
 def _cross_check(s: Settings, origin: str) -> None:
     if s.mic.channel >= s.mic.channels:
         raise ConfigError(
@@ -226,6 +252,10 @@ def _cross_check(s: Settings, origin: str) -> None:
     if s.source.kind == "none" and not s.serial.enabled:
         raise ConfigError(f"{origin}: source.kind (--source-kind) 'none' needs serial.enabled "
                           "(--serial-enabled): there would be nothing to listen to")
+    if s.source.kind == "none" and not s.serial.ports:
+        raise ConfigError(f"{origin}: source.kind (--source-kind) 'none' needs serial.ports "
+                          "(--serial-ports), a port or 'auto': the list is empty, there would "
+                          "be nothing to listen to")
     if s.source.kind == "wav" and not s.source.wav:
         raise ConfigError(f"{origin}: source.wav (--source-wav) must name a WAV file when "
                           "source.kind is 'wav'")
@@ -244,8 +274,13 @@ def load(path: str | Path | None, overrides: dict[tuple[str, str], Any] | None =
 # -- command line ----------------------------------------------------------------------------
 
 
-def add_arguments(parser: argparse.ArgumentParser, sections: tuple[str, ...] | None = None) -> None:
-    """Add ``--config`` and one flag per key, grouped by subsystem."""
+def add_arguments(parser: argparse.ArgumentParser, sections: tuple[str, ...] | None = None,
+                  only: dict[str, tuple[str, ...]] | None = None) -> None:
+    """Add ``--config`` and one flag per key, grouped by subsystem.
+
+    ``sections`` limits the tables offered, ``only`` the keys of a table ({"stream":
+    ("gate_p2p_dbfs",)}), so a command shows only flags that mean something to it.
+    """
     parser.add_argument(
         "--config", metavar="TOML", default=None,
         help=f"config file (default: {DEFAULT_PATH} if it exists, else built-in defaults)",
@@ -255,8 +290,25 @@ def add_arguments(parser: argparse.ArgumentParser, sections: tuple[str, ...] | N
             continue
         group = parser.add_argument_group(f"[{section}]", _CLASSES[section].__doc__)
         for o in fields.values():
-            shown = ",".join(o.default) if o.kind == "list" else o.default
-            add_flag(group, o, flag_name(section, o.name), f"cfg__{section}__{o.name}", repr(shown))
+            if only and section in only and o.name not in only[section]:
+                continue
+            _add_key_flag(group, section, o)
+
+
+def _add_key_flag(group: Any, section: str, o: Any) -> None:
+    if "choices" in o.rules and "metavar" not in o.rules:  # --stream-window {sliding,loudest}
+        o = dataclasses.replace(o, rules={**o.rules, "metavar": _choices_metavar(o.rules["choices"])})
+    shown = ",".join(o.default) if o.kind == "list" else o.default
+    dest = f"cfg__{section}__{o.name}"
+    old = FLAG_SPELLINGS.get((section, o.name), ("", ()))[1]
+    add_flag(group, o, flag_name(section, o.name), dest, repr(shown))
+    for alias in old:
+        group.add_argument(alias, dest=dest, default=None, type=parse_text(o.kind),
+                           help=argparse.SUPPRESS)
+
+
+def _choices_metavar(choices: tuple[Any, ...]) -> str:
+    return "{" + ",".join(str(c) for c in choices) + "}"
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[tuple[str, str], Any]:

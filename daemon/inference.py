@@ -7,6 +7,10 @@ Interpreter choice, first that imports: ai-edge-litert (the Pi runtime), tflite-
 from __future__ import annotations
 
 import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -62,6 +66,37 @@ def make_interpreter(model_path: str, num_threads: int = 1, reference_kernels: b
     )
 
 
+@contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Silence what native code prints on fd 2 (TFLite's "Created TensorFlow Lite XNNPACK
+    delegate" banner) unless debug logging is on; Python exceptions still carry the reason."""
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def load_interpreter(bundle: Bundle, num_threads: int, reference_kernels: bool) -> Any:
+    """The bundle's model, allocated; a file TFLite cannot load is a BundleError naming it."""
+    try:
+        with quiet_native_stderr():
+            interpreter = make_interpreter(str(bundle.model_path), num_threads, reference_kernels)
+            interpreter.allocate_tensors()
+    except ValueError as e:
+        raise BundleError(
+            f"bundle {bundle.path}: model file {bundle.model_path} is not a usable TFLite model ({e})"
+        ) from None
+    return interpreter
+
+
 class Classifier:
     """A bundle's model ready to score 1 s clips: ``scores(clip) -> np.ndarray`` of probabilities."""
 
@@ -70,10 +105,7 @@ class Classifier:
         self.labels = bundle.labels
         self.frontend = bundle.frontend()
         int8_model = bundle.manifest["input"].get("dtype") == "int8"
-        self.interpreter = make_interpreter(
-            str(bundle.model_path), num_threads, reference_kernels=int8_model
-        )
-        self.interpreter.allocate_tensors()
+        self.interpreter = load_interpreter(bundle, num_threads, reference_kernels=int8_model)
         self._in = self.interpreter.get_input_details()[0]
         self._out = self.interpreter.get_output_details()[0]
         want = list(bundle.manifest["input"]["shape"])

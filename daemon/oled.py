@@ -171,6 +171,10 @@ class OledSink:
     def set_model(self, name: str) -> None:
         self.model_name = name
 
+    def notice(self, text: str) -> None:
+        """Show a daemon message (e.g. "reload failed") like an alert, for ``hold_s``."""
+        self.alert(Alert(label=text, score=0.0, source="earshotd", t=self._clock()))
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5.0)

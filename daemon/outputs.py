@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import sys
 import threading
 from dataclasses import asdict, dataclass
@@ -120,12 +121,22 @@ class LogSink:
         pass
 
 
+def _is_fifo(path: str) -> bool:
+    try:
+        return stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 class JsonLinesSink:
     """One JSON object per alert, to a file (appended) or stdout (``-``), flushed each line:
     label, score, source, t, model_sha256, stream_t_ms, and board_id for a Pico's alerts."""
 
     def __init__(self, target: str) -> None:
         self._own = target != "-"
+        if self._own and _is_fifo(target):
+            raise OSError(f"output.json {target!r} is a FIFO, which is not supported (opening it "
+                          "would block until a reader appears): use '-' and a shell pipe")
         try:
             self._fh: IO[str] = open(target, "a", encoding="utf-8") if self._own else sys.stdout
         except OSError as e:

@@ -13,6 +13,7 @@ import argparse
 import logging
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from earshot.audio import fit_length
 from earshot.wavio import WavError, write_wav
 
 from . import config
+from .cli import HelpFormatter
 from .config import ConfigError
 from .sources import SourceError, open_source
 from .sources.serial_audio import open_serial_source
@@ -31,12 +33,23 @@ _LOGGER = logging.getLogger(__name__)
 _LABEL = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
+EPILOG = """examples:
+  earshotd record --label yes --out dataset --clips 20
+  earshotd record --label _background_ --out dataset --clips 50 --keep-silence
+  earshotd record --label knock --out dataset --serial-ports /dev/ttyACM0   (a Pico's microphone)
+"""
+
+RECORD_KEYS: dict[str, tuple[str, ...]] = {"stream": ("gate_p2p_dbfs", "gate_rms_dbfs")}
+"""Of [stream], only the silence gate means something to ``record``."""
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "record",
+        "record", usage="earshotd record --label LABEL --out DIR [--clips N] [--FLAG VALUE ...]",
         help="record labelled 1 s clips into a dataset folder",
-        description="Record labelled 1 s clips from the microphone (or a WAV / stdin) into "
-        "OUT/<label>/, the folder-per-label layout the trainer reads.",
+        description="Record labelled 1 s clips from the microphone (or a WAV / stdin / a Pico) "
+        "into OUT/<label>/, the folder-per-label layout the trainer reads.",
+        epilog=EPILOG, formatter_class=HelpFormatter,
     )
     p.add_argument("--label", required=True, help="label (folder name) of the clips")
     p.add_argument("--out", required=True, metavar="DIR", help="dataset folder")
@@ -45,18 +58,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="audio listened to per clip (ms, default: 1500; at least 1000)")
     p.add_argument("--keep-silence", action="store_true",
                    help="keep clips the silence gate rejects (background recordings)")
-    config.add_arguments(p, sections=("source", "mic", "stream"))
+    config.add_arguments(p, sections=("source", "mic", "stream"), only=RECORD_KEYS)
     add_from_option(p)
     p.set_defaults(func=run)
 
 
 def add_from_option(parser: argparse.ArgumentParser) -> None:
-    """``--from PORT``: record from a Pico's raw-audio mode (daemon.sources.serial_audio)."""
+    """``--serial-ports PORT`` (old spelling ``--from``): record from a Pico's raw-audio mode."""
     parser.add_argument(
-        "--from", dest="from_port", metavar="PORT", default=None,
-        help="record from a Pico's raw-audio mode on this serial port (e.g. /dev/ttyACM0) "
+        "--serial-ports", dest="from_port", metavar="PORT", default=None,
+        help="record from a Pico's raw-audio mode on this one serial port (e.g. /dev/ttyACM0) "
         "instead of the microphone (default: the microphone)",
     )  # fmt: skip
+    parser.add_argument("--from", dest="from_port", default=None, help=argparse.SUPPRESS)
+
+
+def writable_folder(out: Path, label: str) -> Path:
+    """``OUT/label``, created, after checking a file can be made in it (raises OSError naming it)."""
+    folder = out / label
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise OSError(f"--out {out}: cannot write clips into {folder} ({e.strerror})") from None
+    return folder
 
 
 def next_index(folder: Path, label: str) -> int:
@@ -74,13 +100,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         s = config.from_args(args)
+        folder = writable_folder(Path(args.out), args.label)
         source = (open_serial_source(args.from_port) if args.from_port
                   else open_source(s.source, s.mic))
-    except (ConfigError, SourceError, WavError) as e:
+    except (ConfigError, SourceError, WavError, OSError) as e:
         print(f"earshotd: error: {e}", file=sys.stderr)
         return 2
-    folder = Path(args.out) / args.label
-    folder.mkdir(parents=True, exist_ok=True)
     gate = SilenceGate(s.stream.gate_p2p_dbfs, s.stream.gate_rms_dbfs)
     want = RATE * args.capture_ms // 1000
     index, saved = next_index(folder, args.label), 0
@@ -106,7 +131,12 @@ def run(args: argparse.Namespace) -> int:
                 _LOGGER.info("silence (%.1f dBFS peak-to-peak): not kept", p2p)
                 continue
             path = folder / f"{args.label}_{index:04d}.wav"
-            write_wav(path, clip)
+            try:
+                write_wav(path, clip)  # a temporary name, renamed: no partial clip on failure
+            except OSError as e:
+                print(f"earshotd: error: {path}: cannot write ({e.strerror}); "
+                      f"{saved} clip(s) saved before", file=sys.stderr)
+                return 2
             print(f"{path}\t{p2p:.1f} dBFS", flush=True)
             index, saved = index + 1, saved + 1
     except KeyboardInterrupt:

@@ -21,6 +21,7 @@ from earshot.bundle import BundleError
 from earshot.wavio import WavError
 
 from . import config
+from .cli import HelpFormatter
 from .config import ConfigError
 from .notify import Notifier
 from .outputs import setup_logging
@@ -32,14 +33,29 @@ START_ERRORS = (BundleError, ConfigError, RuntimeError, OSError, WavError)
 """What a bad bundle, output file or audio source raises at start (SourceError is a RuntimeError)."""
 
 
+EPILOG = """examples:
+  earshotd run --config /etc/earshot/earshot.toml          (what the systemd unit runs)
+  earshotd run --model bundles/pi --source-kind wav --source-wav test.wav --no-source-realtime \\
+      --no-oled-enabled --output-journal off --output-json -
+  arecord -D hw:1 -f S16_LE -r 48000 -c 1 -t raw | earshotd run --source-kind stdin \\
+      --source-stdin-rate 48000
+
+exit status: 0 stopped cleanly (SIGTERM, end of a WAV), 2 refused to start (bad config, bundle,
+output or audio source; the message names the file, key or device). SIGHUP (systemctl reload
+earshot) re-reads the config and bundles; a reload that fails keeps the running settings.
+"""
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "run",
+        "run", usage="earshotd run [--config TOML] [--FLAG VALUE ...]",
         help="listen and report detections (the systemd service)",
         description=(
             "Run the recogniser on the microphone (or a WAV file / stdin) and report detections "
-            "to the OLED, journald and optionally JSON lines. Every config key has a flag below."
+            "to the OLED, journald and optionally JSON lines. Every config key has a flag below; "
+            "a flag overrides the file."
         ),
+        epilog=EPILOG, formatter_class=HelpFormatter,
     )
     config.add_arguments(p)
     p.set_defaults(func=run)

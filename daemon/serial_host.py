@@ -28,6 +28,7 @@ from typing import Any
 
 from earshot import protocol as P
 
+from .cli import HelpFormatter
 from .pico_port import Opener, PicoPort, keep_reopening, open_serial
 
 _LOGGER = logging.getLogger(__name__)
@@ -260,17 +261,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "Open every Pico (USB VID 0x2E8A) and the given ports, ask each for its hello line "
             "and print what it says: board, unique id, firmware, model sha256, labels, mode."
         ),
+        epilog="examples:\n  earshotd picos\n  earshotd picos --serial-ports /dev/ttyACM0,"
+        "/dev/ttyACM1 --json\n", formatter_class=HelpFormatter,
     )
     p.add_argument(
-        "--port", action="append", default=[], metavar="PORT",
-        help="serial port to ask (repeatable; default: every port with USB VID 0x2E8A)",
+        "--serial-ports", dest="port", action="extend", type=_port_list, default=[],
+        metavar="PORT[,PORT]",
+        help="serial ports to ask (comma-separated, repeatable; default: every port with USB "
+        "VID 0x2E8A)",
     )  # fmt: skip
-    p.add_argument("--baud", type=int, default=115200, help="baud rate (default: 115200)")
+    p.add_argument("--port", dest="port", action="extend", type=_port_list, help=argparse.SUPPRESS)
+    p.add_argument("--serial-baud", dest="baud", type=int, default=115200,
+                   help="baud rate (default: 115200)")
+    p.add_argument("--baud", dest="baud", type=int, help=argparse.SUPPRESS)
     p.add_argument(
         "--timeout", type=float, default=3.0, help="how long to wait for hellos (s, default: 3)"
     )
     p.add_argument("--json", action="store_true", help="one JSON object per board")
     p.set_defaults(func=run_picos)
+
+
+def _port_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def list_boards(ports: list[str], baud: int, timeout: float) -> list[tuple[str, LinkStats]]:

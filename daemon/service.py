@@ -22,9 +22,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from earshot.bundle import BundleError
-
-from .config import ConfigError, Settings
+from .config import Settings
 from .local_ear import PICOS_ONLY, LocalModel, load_model, open_local_ear
 from .notify import Notifier
 from .outputs import JsonLinesSink, LogSink, Outputs, Sink
@@ -41,7 +39,8 @@ STATUS_EVERY_S = 10.0
 READ_TIMEOUT_S = 0.5
 RESTART_ONLY = ("source", "mic", "oled", "output")
 """Config sections a reload does not apply (the hardware and outputs stay as they are)."""
-RELOAD_ERRORS = (ConfigError, BundleError, RuntimeError)
+RELOAD_FAILED = "reload failed"
+"""What the OLED shows (and STATUS= starts with) when a reload is refused."""
 
 
 class Ear(Protocol):
@@ -72,6 +71,7 @@ class Service:
         self.notifier = notifier
         self._stop = False
         self._reload = False
+        self._old_handlers = install_signal_handlers(self._on_signal)
         notifier.status("loading model")
         model = load_model(settings) if settings.source.kind != "none" else None
         bundles = load_board_bundles(settings.serial.bundles) if settings.serial.enabled else []
@@ -81,6 +81,7 @@ class Service:
             self.local = open_local_ear(settings, model, self.outputs, source_opener)
         except BaseException:
             self.outputs.close()
+            restore_signal_handlers(self._old_handlers)
             raise
         self.picos = PicoEars(settings, bundles, self.outputs, host_factory)
 
@@ -100,7 +101,6 @@ class Service:
             self.notifier.close()
 
     def _serve(self) -> int:
-        old = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
         try:
             what = " and ".join(d for ear in self.ears if (d := ear.describe()))
             stream = self.settings.stream
@@ -109,8 +109,7 @@ class Service:
             self._loop()
         finally:
             self.notifier.stopping()
-            for sig, handler in old.items():
-                signal.signal(sig, handler)
+            restore_signal_handlers(self._old_handlers)
         _LOGGER.info(
             "stopped: %d inferences, %d detections, %d Pico detections, %d overflows",
             self.local.inferences, self.local.detections, self.picos.detections, self.local.source.overflows,
@@ -158,9 +157,8 @@ class Service:
             read = self._reload_settings()
             new = self._kept(read)
             swaps = [ear.prepare(new) for ear in self.ears]
-        except RELOAD_ERRORS as e:
-            _LOGGER.error("reload failed, keeping the running config and model: %s", e)
-            self.notifier.ready(f"reload failed: {e}")
+        except Exception as e:  # noqa: BLE001 - whatever went wrong, the running daemon stays
+            self._refuse_reload(e)
             return
         self._warn_restart_only(read)
         self.settings = new
@@ -170,6 +168,15 @@ class Service:
             self.oled.set_model(self.local.model_name)
         self.notifier.ready(f"reloaded; listening with {self.local.model_name}")
 
+    def _refuse_reload(self, e: Exception) -> None:
+        """Keep everything running and say why: journald, STATUS= and the OLED."""
+        reason = str(e) or type(e).__name__
+        _LOGGER.error("%s, keeping the running config and model: %s", RELOAD_FAILED, reason)
+        _LOGGER.debug("reload failure", exc_info=True)
+        self.notifier.ready(f"{RELOAD_FAILED}: {reason}")
+        if self.oled is not None:
+            self.oled.notice(RELOAD_FAILED)
+
     def _kept(self, new: Settings) -> Settings:
         """``new`` with the running restart-only sections."""
         return dataclasses.replace(new, **{p: getattr(self.settings, p) for p in RESTART_ONLY})
@@ -178,6 +185,27 @@ class Service:
         for part in RESTART_ONLY:
             if getattr(read, part) != getattr(self.settings, part):
                 _LOGGER.warning("[%s] changed; it takes effect at the next restart", part)
+
+
+_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def install_signal_handlers(handler: Callable[[int, Any], None]) -> dict[int, Any]:
+    """Route SIGTERM, SIGINT and SIGHUP to ``handler``; returns the handlers it replaced.
+
+    Signals that arrived before (while ``daemon.signals`` held them) are replayed to it.
+    """
+    from . import signals
+
+    old: dict[int, Any] = {sig: signal.signal(sig, handler) for sig in _SIGNALS}
+    for sig in signals.take_pending():
+        handler(sig, None)
+    return old
+
+
+def restore_signal_handlers(old: dict[int, Any]) -> None:
+    for sig, h in old.items():
+        signal.signal(sig, h)
 
 
 def build_outputs(

@@ -50,6 +50,67 @@ def resample(audio: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndar
     return scipy.signal.resample_poly(audio, target // g, rate // g).astype(np.float32)
 
 
+def lowpass_kaiser(numtaps: int, cutoff: float, beta: float) -> np.ndarray:
+    """Windowed-sinc low-pass FIR, unit gain at DC: ``scipy.signal.firwin(numtaps, cutoff,
+    window=("kaiser", beta))`` (cutoff as a fraction of Nyquist), with numpy only (tested equal),
+    so streaming code need not import scipy.signal (about 52 MB)."""
+    m = np.arange(numtaps) - 0.5 * (numtaps - 1)
+    h = cutoff * np.sinc(cutoff * m) * np.kaiser(numtaps, beta)
+    return h / h.sum()
+
+
+class StreamingResampler:
+    """Rational-ratio polyphase FIR resampler that keeps its history across chunks.
+
+    Output sample m is the low-pass filtered, up-by-``up`` signal at index m*``down`` (+ the
+    filter's centre with ``zero_phase``); chunk boundaries do not change the result (feeding 1
+    sample at a time equals feeding it all). Live sources use the causal form (no look-ahead);
+    a file reader uses ``zero_phase=True``, whose output n is input time n (an odd-length filter
+    whose centre is looked ahead to; it needs :meth:`flush` at the end).
+    """
+
+    def __init__(self, rate_in: int, rate_out: int = SAMPLE_RATE, taps_per_phase: int = 24,
+                 zero_phase: bool = False) -> None:  # fmt: skip
+        g = math.gcd(int(rate_in), int(rate_out))
+        self.up, self.down = rate_out // g, rate_in // g
+        self.passthrough = self.up == self.down == 1
+        n = taps_per_phase * self.up + (1 if zero_phase else 0)
+        cutoff = 0.95 / max(self.up, self.down)  # fraction of the up-sampled Nyquist
+        h = lowpass_kaiser(n, cutoff, 8.0) * self.up
+        h = np.concatenate([h, np.zeros(-n % self.up)])
+        self._lead = (n - 1) // 2 if zero_phase else 0  # up-sampled samples looked ahead
+        # phase p uses taps h[p], h[p+up], ...; reversed so a dot product with x[n-T+1..n] works
+        self._poly = np.stack([h[p :: self.up][::-1] for p in range(self.up)]).astype(np.float64)
+        self._taps = self._poly.shape[1]
+        self._hist = np.zeros(self._taps - 1, np.float64)
+        self._n_in = 0  # input samples consumed so far
+        self._m_out = 0  # output samples produced so far
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        if self.passthrough:
+            return x.astype(np.float32)
+        buf = np.concatenate([self._hist, x.astype(np.float64)])
+        first = self._n_in - self._hist.size  # global index of buf[0]
+        self._n_in += x.size
+        last_m = (self._n_in * self.up - 1 - self._lead) // self.down  # newest output with input
+        m = np.arange(self._m_out, last_m + 1)
+        self._m_out = max(self._m_out, last_m + 1)
+        self._hist = buf[buf.size - (self._taps - 1) :] if self._taps > 1 else buf[:0]
+        if m.size == 0:
+            return np.zeros(0, np.float32)
+        j = m * self.down + self._lead
+        n = j // self.up - first  # newest input index (in buf) for each output
+        phase = j % self.up
+        win = np.lib.stride_tricks.sliding_window_view(buf, self._taps)
+        return np.einsum("ij,ij->i", win[n - self._taps + 1], self._poly[phase]).astype(np.float32)
+
+    def flush(self) -> np.ndarray:
+        """The outputs still waiting for look-ahead input (``zero_phase``): zeros fed in."""
+        if self.passthrough or self._lead == 0:
+            return np.zeros(0, np.float32)
+        return self.process(np.zeros(self._lead // self.up + 1))
+
+
 def loudest_start(audio: np.ndarray, length: int) -> int:
     """Start of the ``length``-sample window centred on the peak of ``|audio - mean|``."""
     n = audio.shape[0]

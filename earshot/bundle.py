@@ -106,17 +106,39 @@ def write_manifest(folder: str | Path, manifest: dict[str, Any]) -> Path:
 
 
 def load_bundle(path: str | Path, check_hash: bool = True) -> Bundle:
-    """Read and validate a bundle folder (or its manifest.json)."""
+    """Read and validate a bundle folder (or its manifest.json); BundleError names what is wrong."""
     p = Path(path)
     if p.is_file() and p.name == MANIFEST:
         p = p.parent
-    mpath = p / MANIFEST
     if not p.is_dir():
         raise BundleError(f"bundle {p}: no such folder")
+    m = _read_manifest(p)
+    _check_types(p, m)
+    model = _model_file(p, m["model_file"])
+    if check_hash:
+        actual = sha256_file(model)
+        if actual != m["model_sha256"]:
+            raise BundleError(
+                f"bundle {p}: model_sha256 mismatch: manifest says {m['model_sha256'][:12]}…, "
+                f"{m['model_file']} hashes to {actual[:12]}…"
+            )
+    _check_frontend(p, m)
+    bad_thr = [k for k in m["thresholds"] if k not in m["labels"]]
+    if bad_thr:
+        raise BundleError(f"bundle {p}: thresholds for unknown label(s) {', '.join(bad_thr)}")
+    return Bundle(p, m)
+
+
+def _read_manifest(p: Path) -> dict[str, Any]:
+    mpath = p / MANIFEST
     if not mpath.is_file():
         raise BundleError(f"bundle {p}: missing {MANIFEST}")
     try:
-        m = json.loads(mpath.read_text())
+        m = json.loads(mpath.read_bytes().decode("utf-8"))
+    except OSError as e:
+        raise BundleError(f"bundle {p}: cannot read {MANIFEST} ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise BundleError(f"{mpath}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start})") from None
     except json.JSONDecodeError as e:
         raise BundleError(f"bundle {p}: {MANIFEST} is not valid JSON ({e})") from None
     if not isinstance(m, dict):
@@ -129,23 +151,66 @@ def load_bundle(path: str | Path, check_hash: bool = True) -> Bundle:
             f"bundle {p}: format_version {m['format_version']} is not supported "
             f"(this earshot reads {FORMAT_VERSION})"
         )
-    model = p / m["model_file"]
-    if not model.is_file():
-        raise BundleError(f"bundle {p}: model file {m['model_file']} is missing")
-    if check_hash:
-        actual = sha256_file(model)
-        if actual != m["model_sha256"]:
+    return m
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+_TYPE_RULES: tuple[tuple[str, str, Any], ...] = (
+    ("model_file", "a file name (string)", lambda v: isinstance(v, str) and v != ""),
+    ("model_sha256", "a hex string", lambda v: isinstance(v, str)),
+    ("labels", "a non-empty list of distinct label names (strings)",
+     lambda v: isinstance(v, list) and len(v) > 0 and all(isinstance(x, str) for x in v)
+     and len(set(v)) == len(v)),
+    ("sample_rate", "a positive integer (Hz)", lambda v: _is_int(v) and v > 0),
+    ("clip_samples", "a positive integer", lambda v: _is_int(v) and v > 0),
+    ("frontend", 'an object {"name": ..., "params": {...}}', lambda v: isinstance(v, dict)),
+    ("input", 'an object {"shape": [...], "dtype": ...}', lambda v: isinstance(v, dict)),
+    ("output", 'an object {"shape": [...], "dtype": ...}', lambda v: isinstance(v, dict)),
+    ("thresholds", "an object {label: number from 0 to 1}",
+     lambda v: isinstance(v, dict) and all(_is_number(x) and 0 <= x <= 1 for x in v.values())),
+)
+
+
+def _check_types(p: Path, m: dict[str, Any]) -> None:
+    """Every required field has the type the daemon and the firmware expect."""
+    for key, what, ok in _TYPE_RULES:
+        if not ok(m[key]):
+            raise BundleError(f"bundle {p}: {MANIFEST} {key} must be {what}, got {m[key]!r}")
+    for part in ("input", "output"):
+        shape = m[part].get("shape", [])
+        if not isinstance(shape, list) or not all(_is_int(d) and d > 0 for d in shape):
             raise BundleError(
-                f"bundle {p}: model_sha256 mismatch: manifest says {m['model_sha256'][:12]}…, "
-                f"{m['model_file']} hashes to {actual[:12]}…"
+                f"bundle {p}: {MANIFEST} {part}.shape must be a list of positive integers, "
+                f"got {shape!r}"
             )
-    labels = m["labels"]
-    if not isinstance(labels, list) or len(labels) < 1 or len(set(labels)) != len(labels):
-        raise BundleError(f"bundle {p}: labels must be a non-empty list of distinct names")
+        if not isinstance(m[part].get("dtype", ""), str):
+            raise BundleError(f"bundle {p}: {MANIFEST} {part}.dtype must be a string")
+
+
+def _model_file(p: Path, name: str) -> Path:
+    """The model file, which must be a file inside the bundle folder."""
+    model = (p / name).resolve()
+    if Path(name).is_absolute() or not model.is_relative_to(p.resolve()):
+        raise BundleError(
+            f"bundle {p}: {MANIFEST} model_file {name!r} points outside the bundle folder; refused"
+        )
+    if not model.is_file():
+        raise BundleError(f"bundle {p}: model file {name} is missing")
+    return model
+
+
+def _check_frontend(p: Path, m: dict[str, Any]) -> None:
     try:
         fe = frontends.from_manifest(m["frontend"])
-    except frontends.FrontEndError as e:
-        raise BundleError(f"bundle {p}: front end: {e}") from None
+    except (frontends.FrontEndError, TypeError) as e:
+        raise BundleError(f"bundle {p}: {MANIFEST} frontend: {e}") from None
     shape = list(m["input"].get("shape", []))
     expect = [1, *fe.shape, 1]
     if shape != expect:
@@ -153,7 +218,3 @@ def load_bundle(path: str | Path, check_hash: bool = True) -> Bundle:
             f"bundle {p}: input shape {shape} does not match front end "
             f"{fe.name!r}, which makes {expect}"
         )
-    bad_thr = [k for k in m["thresholds"] if k not in labels]
-    if bad_thr:
-        raise BundleError(f"bundle {p}: thresholds for unknown label(s) {', '.join(bad_thr)}")
-    return Bundle(p, m)

@@ -86,7 +86,7 @@ def test_classify_cli_prints_the_json_contract(tmp_path: Path, model_file: Path)
     )
     assert r.returncode == 1, r.stderr  # one bad file: reported, the good one still scored
     line = json.loads(r.stdout.strip().splitlines()[0])
-    assert set(line) == {"file", "label", "score", "scores"}
+    assert {"file", "label", "score", "scores"} <= set(line)  # 1.5 s: also "detections"
     assert line["label"] == "high" and set(line["scores"]) == set(LABELS)
     assert "bad.wav: not a readable WAV file" in r.stderr
 
@@ -136,3 +136,48 @@ def test_shape_and_frontend_mismatches_are_named(tmp_path: Path, model_file: Pat
     d = _make_bundle(tmp_path / "e", model_file, thresholds={"loud": 0.5})
     with pytest.raises(BundleError, match="thresholds for unknown label\\(s\\) loud"):
         load_bundle(d)
+
+
+def _manifest(d: Path) -> dict:
+    return json.loads((d / "manifest.json").read_text())
+
+
+def _rewrite(d: Path, **over) -> None:
+    write_manifest(d, {**_manifest(d), **over})
+
+
+def _corrupt_but_consistent(d: Path) -> None:
+    (d / "model.tflite").write_bytes(b"\0not a flatbuffer" * 100)
+    _rewrite(d, model_sha256=sha256_file(d / "model.tflite"))
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda d: (d / "manifest.json").write_bytes(
+        (d / "manifest.json").read_bytes().replace(b'"tiny"', b'"t\xefny"')),
+     "{d}/manifest.json: not UTF-8 text (byte 0xef at offset"),
+    (lambda d: _rewrite(d, input="float32"), "bundle {d}: manifest.json input must be an object"),
+    (lambda d: _rewrite(d, labels=[0, 1], thresholds={}),
+     "bundle {d}: manifest.json labels must be a non-empty list of distinct label names"),
+    (lambda d: _rewrite(d, thresholds={"low": "0.5"}),
+     "bundle {d}: manifest.json thresholds must be an object {{label: number from 0 to 1}}, "
+     "got {{'low': '0.5'}}"),
+    (lambda d: _rewrite(d, frontend={"name": "stft", "params": {"noverlap": 300}}),
+     "bundle {d}: manifest.json frontend: stft: noverlap must be from 0 to nperseg - 1 (254), "
+     "got 300"),
+    (lambda d: _rewrite(d, frontend={"name": "stft", "params": {"nfft": "256"}}),
+     "bundle {d}: manifest.json frontend: front end 'stft': parameter nfft must be an integer"),
+    (lambda d: _rewrite(d, model_file="../../../../etc/hostname"),
+     "bundle {d}: manifest.json model_file '../../../../etc/hostname' points outside the bundle "
+     "folder; refused"),
+    (_corrupt_but_consistent, "bundle {d}: model file {d}/model.tflite is not a usable TFLite model"),
+])
+def test_bad_manifests_exit_2_naming_the_file_and_key(tmp_path: Path, model_file: Path, mutate,
+                                                      message) -> None:
+    d = _make_bundle(tmp_path / "b", model_file)
+    mutate(d)
+    write_wav(tmp_path / "x.wav", np.zeros(16000))
+    r = subprocess.run([sys.executable, "-m", "daemon", "classify", "--model", str(d),
+                        str(tmp_path / "x.wav")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("earshotd: error: " + message.format(d=d)), r.stderr
+    assert "Traceback" not in r.stderr

@@ -172,6 +172,8 @@ def test_daemon_never_imports_tensorflow(tmp_path: Path):
         "from daemon.__main__ import main\n"
         "rc = main(sys.argv[1:])\n"
         "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"
+        "heavy = [m for m in ('scipy.signal', 'scipy.fft', 'scipy.io') if m in sys.modules]\n"
+        "assert not heavy, f'{heavy} imported (scipy.signal alone is about 50 MB)'\n"
         "sys.exit(rc)\n"
     )
     import subprocess
@@ -181,3 +183,75 @@ def test_daemon_never_imports_tensorflow(tmp_path: Path):
     proc = subprocess.run([sys.executable, "-c", code, *base_args(tone_bundle(), wav)], cwd=REPO,
                           env=_env(None), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+EARLY_SIGHUP = r"""
+import os, signal, sys
+import daemon.service as service
+real = service.load_model
+def slow_load(settings):  # a signal while the model loads, before the main loop
+    os.kill(os.getpid(), getattr(signal, os.environ["EARLY_SIGNAL"]))
+    return real(settings)
+service.load_model = slow_load
+from daemon.__main__ import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _early(tmp_path: Path, notify, sig: str):  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    from tests.test_daemon_helpers import REPO, _env
+    empty_config()
+    wav = write_stream(tmp_path / "s.wav", tone_stream([(0.5, "low_tone")], 2.0))
+    env = _env({"NOTIFY_SOCKET": notify.name, "EARLY_SIGNAL": sig})
+    return subprocess.run([sys.executable, "-c", EARLY_SIGHUP, *base_args(tone_bundle(), wav)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_a_sighup_during_start_up_is_a_reload_not_a_death(tmp_path: Path, notify):
+    proc = _early(tmp_path, notify, "SIGHUP")
+    assert proc.returncode == 0, proc.stderr  # not -1/129 (killed by SIGHUP)
+    assert "SIGHUP: reloading config and model" in proc.stderr
+    msgs = notify.drain()
+    assert any(m.startswith("RELOADING=1\nMONOTONIC_USEC=") for m in msgs)
+    assert msgs[-1] == "STOPPING=1"
+
+
+def test_a_sigterm_during_start_up_stops_cleanly_before_the_first_read(tmp_path: Path, notify):
+    proc = _early(tmp_path, notify, "SIGTERM")
+    assert proc.returncode == 0, proc.stderr
+    assert "stopped: 0 inferences" in proc.stderr
+    assert notify.drain()[-1] == "STOPPING=1"
+
+
+def test_the_xnnpack_banner_is_shown_only_with_debug(tmp_path: Path):
+    empty_config()
+    wav = write_stream(tmp_path / "s.wav", tone_stream([], 1.0))
+    quiet = earshotd(*base_args(tone_bundle(), wav), timeout=60)
+    assert "XNNPACK" not in quiet.stderr
+    loud = earshotd("--debug", *base_args(tone_bundle(), wav), timeout=60)
+    assert "XNNPACK" in loud.stderr
+
+
+def test_a_fifo_as_output_json_is_refused_instead_of_blocking_before_ready(tmp_path: Path, notify):
+    empty_config()
+    fifo = tmp_path / "alerts.fifo"
+    os.mkfifo(fifo)
+    wav = write_stream(tmp_path / "s.wav", tone_stream([], 1.0))
+    proc = earshotd(*base_args(tone_bundle(), wav, "--output-json", str(fifo)), check=False,
+                    timeout=60, env={"NOTIFY_SOCKET": notify.name})
+    assert proc.returncode == 2
+    assert proc.stderr.strip().endswith(f"earshotd: error: output.json {str(fifo)!r} is a FIFO, "
+                                        "which is not supported (opening it would block until a "
+                                        "reader appears): use '-' and a shell pipe")
+    assert not any("READY=1" in m for m in notify.drain())
+
+
+def test_kind_none_with_no_serial_ports_refuses_to_start(tmp_path: Path):
+    proc = earshotd("run", "--config", str(empty_config()), "--source-kind", "none",
+                    "--serial-ports", "", "--output-journal", "off", "--no-oled-enabled",
+                    check=False, timeout=30)
+    assert proc.returncode == 2
+    assert "source.kind (--source-kind) 'none' needs serial.ports (--serial-ports)" in proc.stderr

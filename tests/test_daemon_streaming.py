@@ -199,3 +199,26 @@ def test_recogniser_detects_each_event_within_budget_and_nothing_else():
         assert 0 < t_ms - onset * 1000 <= 500
     silent = [r for r in results if r.t_ms > 10100]
     assert silent and all(r.scores is None for r in silent)  # gate closed: no inference
+
+
+@pytest.mark.parametrize("corner,rate", [(20.0, 48000), (500.0, 8000), (100.0, 16000)])
+def test_the_numpy_dc_blocker_equals_scipy_lfilter_across_chunks(corner, rate):
+    """The mic path avoids scipy.signal (52 MB); lfilter with lfiltic is the definition."""
+    import scipy.signal
+
+    x = 0.3 + np.random.default_rng(1).standard_normal(3 * rate) * 0.1
+    a = np.exp(-2 * np.pi * corner / rate)
+    zi = scipy.signal.lfiltic([1.0, -1.0], [1.0, -a], y=[0.0], x=[x[0]])
+    want, _ = scipy.signal.lfilter([1.0, -1.0], [1.0, -a], x, zi=zi)
+    dc = DcBlocker(corner, rate)
+    got = np.concatenate([dc.process(x[i : i + 777]) for i in range(0, x.size, 777)])
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+
+
+def test_the_resampler_filter_is_scipy_firwin():
+    import scipy.signal
+
+    from earshot.audio import lowpass_kaiser
+    for n, cutoff in [(24, 0.95), (72, 0.95 / 3), (24 * 160, 0.95 / 441)]:
+        want = scipy.signal.firwin(n, cutoff, window=("kaiser", 8.0))
+        np.testing.assert_allclose(lowpass_kaiser(n, cutoff, 8.0), want, rtol=0, atol=1e-15)

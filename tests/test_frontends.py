@@ -131,3 +131,25 @@ def test_quantize_multiplier_represents_the_real_value() -> None:
         m, s = quant.quantize_multiplier(real)
         assert (1 << 30) <= m < (1 << 31)
         assert abs(m * 2.0 ** (s - 31) - real) / real < 1e-9
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("nperseg,noverlap,nfft,boundary", [
+    (255, 124, 256, True),     # the stft front end
+    (400, 240, 512, False),    # logmel's window
+    (256, 128, 256, True), (101, 0, 128, True),
+])
+def test_the_scipy_fft_stft_equals_scipy_signal_stft(dtype, nperseg, noverlap, nfft, boundary):
+    """F.stft avoids importing scipy (80 MB); scipy.signal.stft is the definition."""
+    import scipy.signal
+
+    x = (np.random.default_rng(3).standard_normal(16000) * 0.3).astype(dtype)
+    extra = {} if boundary else {"boundary": None, "padded": False}
+    _, _, want = scipy.signal.stft(x, fs=16000, window="hann", nperseg=nperseg, noverlap=noverlap,
+                                   nfft=nfft, scaling="spectrum", **extra)
+    got = F.stft(x, nperseg, noverlap, nfft, boundary=boundary)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    if dtype == np.float64 or boundary:  # scipy computes in float64: equal to the bit
+        np.testing.assert_array_equal(got, want)
+    else:  # float32 all the way: float32 round-off
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6 * float(np.abs(want).max()))

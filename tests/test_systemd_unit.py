@@ -63,6 +63,7 @@ def test_unit_runs_the_daemon_as_a_watched_notify_service() -> None:
     d = directives(UNIT.read_text())
     assert d["Type"] == ["notify"]
     assert d["ExecStart"] == ["/usr/bin/earshotd run --config /etc/earshot/earshot.toml"]
+    assert d["ExecReload"] == ["/bin/kill -HUP $MAINPID"]  # `systemctl reload earshot`
     assert int(d["WatchdogSec"][0]) > 0
     assert d["Restart"] == ["on-failure"]
     assert int(d["StartLimitBurst"][0]) >= 1 and int(d["StartLimitIntervalSec"][0]) > 0

@@ -1,4 +1,7 @@
-"""Signal conditioning shared by the sources: streaming resampling, DC blocking, the mic chain.
+"""Signal conditioning shared by the sources: DC blocking and the mic chain.
+
+Streaming resampling is ``earshot.audio.StreamingResampler`` (re-exported here), the one
+implementation the WAV reader (``earshot.wavio.iter_wav``) uses too.
 
 The microphone path is built for the SPH0645 on I2S: the ALSA device delivers 32-bit stereo
 frames of which one channel is live (the other is zero or noise), the samples carry a large DC
@@ -13,71 +16,45 @@ import math
 
 import numpy as np
 
-from earshot.audio import SAMPLE_RATE
+from earshot.audio import SAMPLE_RATE, StreamingResampler
 
 from ..config import MicSettings
 from .base import DTYPE, SCALE
 
-
-class StreamingResampler:
-    """Rational-ratio polyphase FIR resampler that keeps its history across chunks.
-
-    Output sample m is the low-pass filtered, up-by-``up`` signal at index m*``down``; chunk
-    boundaries do not change the result (feeding 1 sample at a time equals feeding it all).
-    """
-
-    def __init__(self, rate_in: int, rate_out: int = SAMPLE_RATE, taps_per_phase: int = 24) -> None:
-        import scipy.signal
-
-        g = math.gcd(int(rate_in), int(rate_out))
-        self.up, self.down = rate_out // g, rate_in // g
-        self.passthrough = self.up == self.down == 1
-        n = taps_per_phase * self.up
-        cutoff = 0.95 / max(self.up, self.down)  # fraction of the up-sampled Nyquist
-        h = scipy.signal.firwin(n, cutoff, window=("kaiser", 8.0)) * self.up
-        # phase p uses taps h[p], h[p+up], ...; reversed so a dot product with x[n-T+1..n] works
-        self._poly = np.stack([h[p :: self.up][::-1] for p in range(self.up)]).astype(np.float64)
-        self._taps = self._poly.shape[1]
-        self._hist = np.zeros(self._taps - 1, np.float64)
-        self._n_in = 0  # input samples consumed so far
-        self._m_out = 0  # output samples produced so far
-
-    def process(self, x: np.ndarray) -> np.ndarray:
-        if self.passthrough:
-            return x.astype(np.float32)
-        buf = np.concatenate([self._hist, x.astype(np.float64)])
-        first = self._n_in - self._hist.size  # global index of buf[0]
-        self._n_in += x.size
-        last_m = (self._n_in * self.up - 1) // self.down  # highest output whose input has arrived
-        m = np.arange(self._m_out, last_m + 1)
-        self._m_out = last_m + 1
-        self._hist = buf[buf.size - (self._taps - 1) :] if self._taps > 1 else buf[:0]
-        if m.size == 0:
-            return np.zeros(0, np.float32)
-        j = m * self.down
-        n = j // self.up - first  # newest input index (in buf) for each output
-        phase = j % self.up
-        win = np.lib.stride_tricks.sliding_window_view(buf, self._taps)
-        return np.einsum("ij,ij->i", win[n - self._taps + 1], self._poly[phase]).astype(np.float32)
+__all__ = ["DcBlocker", "MicConditioner", "StreamingResampler"]
 
 
 class DcBlocker:
-    """First-order high-pass y[n] = x[n] - x[n-1] + a*y[n-1], state kept across chunks."""
+    """First-order high-pass y[n] = x[n] - x[n-1] + a*y[n-1], state kept across chunks.
+
+    Computed in closed form per block, y[k] = a^k (a y[-1] + sum_j<=k d[j] a^-j) with
+    d = diff(x), blocks short enough that a^-k stays below 1e4 (round-off below 1e-11), so the
+    microphone path needs numpy only (scipy.signal.lfilter gives the same: tested). The first
+    chunk starts settled on its first sample's DC level.
+    """
 
     def __init__(self, corner_hz: float, rate: int) -> None:
         self.enabled = corner_hz > 0
         self._a = math.exp(-2.0 * math.pi * corner_hz / rate) if self.enabled else 0.0
-        self._zi: np.ndarray | None = None
+        block = int(math.log(1e4) / -math.log(self._a)) if self.enabled else 1
+        k = np.arange(max(1, block), dtype=np.float64)
+        self._up, self._down = self._a**k, self._a**-k
+        self._x1: float | None = None
+        self._y1 = 0.0
 
     def process(self, x: np.ndarray) -> np.ndarray:
         if not self.enabled or x.size == 0:
             return x
-        import scipy.signal
-
-        b, a = [1.0, -1.0], [1.0, -self._a]
-        if self._zi is None:  # start settled on the first sample's DC level
-            self._zi = scipy.signal.lfiltic(b, a, y=[0.0], x=[float(x[0])])
-        y, self._zi = scipy.signal.lfilter(b, a, x.astype(np.float64), zi=self._zi)
+        x = x.astype(np.float64)
+        d = np.diff(x, prepend=x[0] if self._x1 is None else self._x1)
+        y = np.empty_like(d)
+        n = self._up.size
+        for s in range(0, d.size, n):
+            seg = d[s : s + n]
+            k = seg.size
+            y[s : s + k] = self._up[:k] * (self._a * self._y1 + np.cumsum(seg * self._down[:k]))
+            self._y1 = float(y[s + k - 1])
+        self._x1 = float(x[-1])
         return y
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cli import HelpFormatter
 from ..config import MicSettings
 from .base import SourceError
 from .conditioning import MicConditioner
@@ -170,6 +171,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "devices",
         help="list audio input devices (for --mic-device)",
         description="List PortAudio/ALSA input devices: index, name, channels, default rate.",
+        epilog="example:\n  earshotd devices\n  earshotd run --mic-device sndrpihifiberry   "
+        "(a name substring or an index from the list)\n",
+        formatter_class=HelpFormatter,
     )
     p.set_defaults(func=run_devices)
 
