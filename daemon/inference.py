@@ -7,10 +7,6 @@ Interpreter choice, first that imports: ai-edge-litert (the Pi runtime), tflite-
 from __future__ import annotations
 
 import logging
-import os
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -18,6 +14,8 @@ import numpy as np
 from earshot import frontends
 from earshot.bundle import Bundle, BundleError
 from earshot.quant import q15_to_int8
+
+from .native import quiet_native_stderr
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -65,23 +63,6 @@ def make_interpreter(model_path: str, num_threads: int = 1, reference_kernels: b
         "no TFLite interpreter available (pip install ai-edge-litert): " + "; ".join(errors)
     )
 
-
-@contextmanager
-def quiet_native_stderr() -> Iterator[None]:
-    """Silence what native code prints on fd 2 (TFLite's "Created TensorFlow Lite XNNPACK
-    delegate" banner) unless debug logging is on; Python exceptions still carry the reason."""
-    if logging.getLogger().isEnabledFor(logging.DEBUG):
-        yield
-        return
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def load_interpreter(bundle: Bundle, num_threads: int, reference_kernels: bool) -> Any:

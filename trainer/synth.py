@@ -648,7 +648,7 @@ OTHER_SPEECH_FOLDER = "other_speech"
 """Folder of 1 s clips of real speech in other languages (``trainer.recordings``)."""
 OTHER_SOUNDS_FOLDER = "other_sounds"
 """Folder of 1 s clips of real music and sound effects (``trainer.recordings``)."""
-REAL_UNKNOWN_SHARE = 1.2
+REAL_UNKNOWN_SHARE = 3.0
 """``--fillers N`` writes this many real-speech clips, and as many music/effects clips, per
 filler-word clip. A keyword model whose ``_unknown_`` held words only fired 370 times an hour
 on held-out music and speech (docs/training.md)."""

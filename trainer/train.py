@@ -101,6 +101,10 @@ class TrainSettings:
     augment_copies: int = opt(1, "augmented copies per training clip (0 = none)", lo=0, metavar="N")
     spec_augment: float = opt(0.5, "share of the augmented copies whose features get SpecAugment "
                               "time and frequency masks (0 = none)", lo=0, hi=1, metavar="P")  # fmt: skip
+    hard_negatives: float = opt(0.0, "minutes of training-split real recordings (music, speech, "
+                                "effects) to mine for windows the model fires on; they join "
+                                "_unknown_ and training goes on (needs --unknown; 0 = off)",
+                                lo=0, metavar="MIN")  # fmt: skip
     learning_rate: float = opt(2e-3, "initial Adam learning rate", above=0, metavar="LR")
     patience: int = opt(4, "early-stopping patience (epochs without a better validation loss)",
                         lo=0)  # fmt: skip
@@ -289,6 +293,7 @@ def training_summary(
         "test_percent": TEST_PERCENT,
         "counts": {s: int(len(v[0])) for s, v in splits.items()},
         "augment_copies": settings.augment_copies,
+        "hard_negatives_minutes": settings.hard_negatives,
         "epochs": settings.epochs,
         "report": ds.report.summary(),
     }
@@ -368,6 +373,55 @@ def _target_features(settings, fe, ds, splits, shift=None):  # type: ignore[no-u
     return feats
 
 
+UNKNOWN_LABEL = "_unknown_"
+HARD_NEGATIVE_HOP_S = 0.25
+"""Mining windows: 1 s every 250 ms of the mined recordings."""
+HARD_NEGATIVE_SCORE = 0.3
+"""A window is a hard negative when a label that fires scores at least this."""
+HARD_NEGATIVE_MAX_SHARE = 0.5
+"""At most this many hard negatives per training clip of the mean class (the loudest first)."""
+
+
+def _mining_audio(minutes: float, seed: int) -> np.ndarray:
+    """``minutes`` of training-split real recordings, in 20 s excerpts, one array."""
+    from . import recordings
+
+    recs = recordings.require(["music", "speech", "effects"], "train")
+    rng = np.random.default_rng((seed, 31))
+    parts = []
+    for _, a in recordings.excerpts(recs, 20.0, minutes * 60.0, rng):
+        level = 10.0 ** (rng.uniform(-40.0, -10.0) / 20.0)
+        parts.append(a * np.float32(level / max(float(np.sqrt(np.mean(a**2))), 1e-6)))
+    return np.clip(np.concatenate(parts), -1, 1).astype(np.float32)
+
+
+def _mine_hard_negatives(model, fe, feats, labels, settings):  # type: ignore[no-untyped-def]
+    """Run the model over real recordings it never trained on as such, take the windows it
+    fires on as ``_unknown_`` training clips, and train on (openWakeWord's and Speech
+    Commands-style negative mining). Returns the new features and the extra history."""
+    audio = _mining_audio(settings.hard_negatives, settings.seed)
+    hop, n = int(HARD_NEGATIVE_HOP_S * 16000), 16000
+    clips = np.stack([audio[a : a + n] for a in range(0, audio.size - n + 1, hop)])
+    f = compute_features(fe, clips, f"{fe.name} mining", settings.progress)
+    scores = model.predict(f, verbose=0, batch_size=256)
+    firing = [i for i, x in enumerate(labels) if not x.startswith("_")]
+    top = scores[:, firing].max(axis=1)
+    cap = int(HARD_NEGATIVE_MAX_SHARE * len(feats["train"][0]) / max(1, len(labels)))
+    hard = np.argsort(-top)[: min(cap, int((top >= HARD_NEGATIVE_SCORE).sum()))]
+    _LOGGER.info("hard negatives: %d of %d windows (%.1f min) fire (score >= %.2f); %d kept",
+                 int((top >= HARD_NEGATIVE_SCORE).sum()), len(top), audio.size / 16000 / 60,
+                 HARD_NEGATIVE_SCORE, len(hard))  # fmt: skip
+    if not len(hard):
+        return feats, None
+    x, y = feats["train"]
+    unk = labels.index(UNKNOWN_LABEL)
+    feats = {**feats, "train": (np.concatenate([x, f[hard]]),
+                                np.concatenate([y, np.full(len(hard), unk, y.dtype)]))}  # fmt: skip
+    more = _fit(model, feats["train"], feats["val"], settings, settings.learning_rate / 4,
+                max(2, settings.epochs // 2))  # fmt: skip
+    return feats, more
+
+
 def train(settings: TrainSettings) -> list[dict[str, Any]]:
     """Train every target in ``settings``; returns one result row per bundle."""
     seed_everything(settings.seed)
@@ -398,6 +452,10 @@ def train(settings: TrainSettings) -> list[dict[str, Any]]:
         hist = _fit(
             model, feats["train"], feats["val"], settings, settings.learning_rate, settings.epochs
         )
+        if settings.hard_negatives > 0 and UNKNOWN_LABEL in labels:
+            feats, more = _mine_hard_negatives(model, fe, feats, labels, settings)
+            if more is not None:
+                hist.history["loss"] += more.history["loss"]
         results.append(
             _finish(model, settings, target, arch, fe, labels, feats, splits, summary, hist)
         )

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import queue
 import sys
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +18,7 @@ import numpy as np
 
 from ..cli import HelpFormatter
 from ..config import MicSettings
+from ..native import quiet_native_stderr
 from .base import SourceError
 from .conditioning import MicConditioner
 
@@ -40,30 +39,13 @@ class DeviceInfo:
     """Default sample rate (Hz)."""
 
 
-@contextmanager
-def _quiet_stderr():  # type: ignore[no-untyped-def]
-    """Silence ALSA/JACK chatter on fd 2 while PortAudio probes devices (unless --debug)."""
-    if _LOGGER.isEnabledFor(logging.DEBUG):
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
 
 def open_pyaudio() -> Any:
     try:
         import pyaudio
     except ImportError as e:
         raise SourceError(f"microphone needs PyAudio (pip install pyaudio): {e}") from None
-    with _quiet_stderr():
+    with quiet_native_stderr():
         return pyaudio.PyAudio()
 
 
@@ -121,7 +103,7 @@ class MicSource:
         fmt = pyaudio.paInt32 if mic.format == "int32" else pyaudio.paInt16
         frames = max(1, mic.rate * mic.chunk_ms // 1000)
         try:
-            with _quiet_stderr():
+            with quiet_native_stderr():
                 self._stream = self._pa.open(
                     format=fmt, channels=mic.channels, rate=mic.rate, input=True,
                     input_device_index=dev.index if dev else None,
