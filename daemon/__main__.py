@@ -18,6 +18,8 @@ COMMAND_MODULES = (
     "daemon.record",       # earshotd record
     "daemon.classify",     # earshotd classify
     "daemon.serial_host",  # earshotd picos
+    "daemon.listen",       # earshotd listen
+    "daemon.clip_review",  # earshotd clips
 )
 
 

@@ -50,8 +50,12 @@ _LOGGER = logging.getLogger(__name__)
 
 NEGATIVE = "_negative_"
 """Label of a randomly sampled clip with no detection."""
-MARGIN_S = 2
-"""Audio kept beyond before + after, for chunks that arrive ahead of the detection."""
+MARGIN_S = 3
+"""Audio kept beyond before + after (+ before again, for negatives), for chunks that arrive
+ahead of the detection and for negatives held back until no detection follows them."""
+NEGATIVE_GAP_S = 1
+"""A negative must end at least this long before a detection's clip starts: the sound that
+fired may have begun up to a window (1 s) before the detection."""
 WAV_BYTES_PER_S = 2 * SAMPLE_RATE
 
 
@@ -65,6 +69,8 @@ class Pending:
     end: int
     """One past the last sample."""
     meta: dict[str, Any] = field(default_factory=dict)
+    hold: int = 0
+    """Stream sample from which the clip is written (a negative waits to see no detection)."""
 
 
 def _stamp(t: float) -> str:
@@ -152,7 +158,7 @@ class ClipKeeper:
         self.folder = Path(s.dir)
         self.before = SAMPLE_RATE * s.before_ms // 1000
         self.after = SAMPLE_RATE * s.after_ms // 1000
-        self.ring = RingBuffer(self.before + self.after + MARGIN_S * SAMPLE_RATE)
+        self.ring = RingBuffer(2 * self.before + self.after + MARGIN_S * SAMPLE_RATE)
         self.kept = self.failed = 0
         self._write, self._disk_free = write, disk_free
         self._rng = rng or np.random.default_rng()
@@ -178,28 +184,33 @@ class ClipKeeper:
     def feed(self, chunk: np.ndarray) -> None:
         self.ring.write(chunk)
         self._maybe_negative(chunk.size)
-        while self._pending and self._pending[0].end <= self.ring.total:
-            self._hand_over(self._pending.pop(0))
+        ready = [p for p in self._pending if p.hold <= self.ring.total]
+        if ready:
+            self._pending = [p for p in self._pending if p.hold > self.ring.total]
+            for p in ready:
+                self._hand_over(p)
 
     def reserve(self, a: Alert) -> str:
         """Reserve the clip of a detection; its WAV path, or "" when none can be kept."""
         det = (a.stream_t_ms or 0) * SAMPLE_RATE // 1000
         self._last_det_sample = det
-        self._pending = [p for p in self._pending if p.meta["kind"] != "negative" or p.end < det - self.before]
+        clear = det - self.before - NEGATIVE_GAP_S * SAMPLE_RATE
+        self._pending = [p for p in self._pending if p.meta["kind"] != "negative" or p.end <= clear]
         meta = {"kind": "detection", "label": a.label, "score": round(a.score, 4),
                 "scores": dict(zip(self._labels, self._scores, strict=False)),
                 "source": a.source, "device": self.device, "time": a.t,
                 "model_sha256": a.model_sha256, "stream_t_ms": a.stream_t_ms}  # fmt: skip
         return self._reserve(a.t, a.label, det, meta)
 
-    def _reserve(self, t: float, label: str, det: int, meta: dict[str, Any]) -> str:
+    def _reserve(self, t: float, label: str, det: int, meta: dict[str, Any], hold: int = 0) -> str:
         if not self._room():
             return ""
         stem = f"{_stamp(t)}_{_safe(self.source)}_{_safe(label)}"
         taken = {p.stem for p in self._pending}
         while stem in taken or (self.folder / f"{stem}.wav").exists():
             stem += "x"
-        self._pending.append(Pending(stem, max(0, det - self.before), det + self.after, meta))
+        end = det + self.after
+        self._pending.append(Pending(stem, max(0, det - self.before), end, meta, max(hold, end)))
         return str(self.folder / f"{stem}.wav")
 
     def _maybe_negative(self, n: int) -> None:
@@ -214,7 +225,10 @@ class ClipKeeper:
         meta = {"kind": "negative", "label": NEGATIVE, "score": 0.0, "source": self.source,
                 "device": self.device, "time": t, "model_sha256": self.model_sha256,
                 "stream_t_ms": now * 1000 // SAMPLE_RATE}  # fmt: skip
-        self._reserve(t, NEGATIVE, now, meta)
+        # Written once a detection that would overlap it can no longer come (plus half a second
+        # for a chunk that arrives ahead of the detector).
+        hold = now + self.after + self.before + NEGATIVE_GAP_S * SAMPLE_RATE + SAMPLE_RATE // 2
+        self._reserve(t, NEGATIVE, now, meta, hold=hold)
 
     def _hand_over(self, p: Pending) -> None:
         have = min(self.ring.total, p.end)

@@ -190,7 +190,8 @@ def build_outputs(
     """The one Outputs for ``[output]``, ``[oled]``, ``[mqtt]`` and ``[clips]`` (plus the
     ``earshotd listen`` view), and the OLED sink (None if disabled)."""
     sinks: list[Sink] = [LogSink()]
-    if listen is not None:
+    if listen is not None and model is not None:
+        listen.set_model(model.detector)  # type: ignore[attr-defined]
         sinks.append(listen)
     if s.output.json:
         sinks.append(JsonLinesSink(s.output.json))
