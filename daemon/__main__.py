@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "daemon.serial_host",  # earshotd picos
     "daemon.listen",       # earshotd listen
     "daemon.clip_review",  # earshotd clips
+    "daemon.mqtt",         # earshotd mqtt-dropin
 )
 
 

@@ -357,3 +357,82 @@ def open_mqtt(s: MqttSettings, client_factory: Callable[[str], Any] = _make_clie
     except (MqttSetupError, ImportError) as e:
         _LOGGER.error("mqtt: not publishing: %s", e)
         return None
+
+
+# -- the systemd drop-in: the unit's network closed except to the broker -------------------------
+
+DROPIN_PATH = "/etc/systemd/system/earshot.service.d/mqtt.conf"
+RESOLV_CONF = Path("/etc/resolv.conf")
+
+
+def _addresses(host: str) -> list[str]:
+    """The IP addresses ``host`` resolves to (a literal address is itself)."""
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise MqttSetupError(f"mqtt.host {host!r}: cannot resolve ({e.strerror})") from None
+    return sorted({str(i[4][0]) for i in infos})
+
+
+def _is_literal(host: str) -> bool:
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+        return True
+    except OSError:
+        return False
+
+
+def _nameservers(resolv: Path) -> list[str]:
+    try:
+        lines = resolv.read_text().splitlines()
+    except OSError:
+        return []
+    return [ln.split()[1] for ln in lines if ln.startswith("nameserver ") and len(ln.split()) > 1]
+
+
+def dropin(s: MqttSettings, resolv: Path = RESOLV_CONF) -> str:
+    """The unit drop-in for ``[mqtt]``: IP networking allowed to the broker's addresses only
+    (and to the name servers when the host is a name). Empty when MQTT is off."""
+    if not s.host:
+        return ""
+    allow = _addresses(s.host)
+    dns = [] if _is_literal(s.host) else _nameservers(resolv)
+    why = f"the broker {s.host}:{s.port}" + (f" and the name servers of {resolv}" if dns else "")
+    return (
+        f"# Written by earshot-deploy --mqtt from [mqtt] host: the unit may reach {why},\n"
+        "# nothing else (the unit's IPAddressDeny=any stays). Re-run it when the broker moves.\n"
+        "[Service]\nPrivateNetwork=no\nRestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n"
+        f"IPAddressAllow={' '.join(allow + [a for a in dns if a not in allow])}\n"
+    )
+
+
+def add_parser(sub: Any) -> None:
+    import argparse
+
+    from . import config
+
+    p = sub.add_parser(
+        "mqtt-dropin", help="print the systemd drop-in that opens the network to the [mqtt] broker",
+        description="Print the earshot.service drop-in for [mqtt] host: IPAddressAllow= with the "
+        "broker's addresses (and the name servers when host is a name); everything else stays "
+        f"denied. earshot-deploy --mqtt writes it to {DROPIN_PATH}. Prints nothing when "
+        "[mqtt] host is empty.",
+        epilog="example:\n  earshotd mqtt-dropin --config /etc/earshot/earshot.toml\n"
+        "  earshotd mqtt-dropin --mqtt-host 192.168.1.10",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    config.add_arguments(p, sections=("mqtt",))
+    p.set_defaults(func=_run_dropin)
+
+
+def _run_dropin(args: Any) -> int:
+    import sys
+
+    from . import config
+
+    try:
+        print(dropin(config.from_args(args).mqtt), end="")
+    except (config.ConfigError, MqttSetupError) as e:
+        print(f"earshotd mqtt-dropin: error: {e}", file=sys.stderr)
+        return 2
+    return 0
