@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="earshotd",
         description=(
             "earshot daemon: listen on a microphone (or attached Picos), recognise sounds with a "
-            "trained bundle, and show alerts on an OLED, in journald and as JSON events."
+            "trained bundle, and show alerts on an OLED, in journald, as JSON events and over "
+            "MQTT (Home Assistant discovery); keep clips of detections for relabelling."
         ),
     )
     parser.add_argument("--debug", action="store_true", help="verbose logging")

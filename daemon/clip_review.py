@@ -36,7 +36,7 @@ EPILOG = """examples:
   earshotd clips list
   earshotd clips show 20261201-211834-037_mic_smoke_alarm
   earshotd clips label 20261201-211834-037_mic_smoke_alarm --as _unknown_ --into ~/data/alarm
-  earshot-train train ~/data/alarm --transfer-from /usr/share/earshot/models/pi --positive smoke_alarm
+  earshot-train train ~/data/alarm --transfer-from /usr/share/earshot/models/pi --positive smoke_alarm --out out/bundles
 """
 
 

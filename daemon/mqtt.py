@@ -142,7 +142,7 @@ def discovery(topics: Topics, source: str, labels: list[str], off_delay_s: int,
     for label in labels:
         uid = f"{node}_{_slug(source)}_{_slug(label)}"
         out.append((topics.config("binary_sensor", node, f"{_slug(source)}_{_slug(label)}"), {
-            **common, "name": label.replace("_", " "), "unique_id": uid, "object_id": uid,
+            **common, "name": label.replace("_", " "), "unique_id": uid,
             "device_class": device_class(label), "off_delay": off_delay_s,
             "payload_on": "ON", "payload_off": "OFF",
             # Other labels' events render '' (ignored), so they never switch this sensor off.
@@ -150,7 +150,7 @@ def discovery(topics: Topics, source: str, labels: list[str], off_delay_s: int,
         }))
     uid = f"{node}_{_slug(source)}_last_detection"
     out.append((topics.config("sensor", node, f"{_slug(source)}_last_detection"), {
-        **common, "name": "last detection", "unique_id": uid, "object_id": uid,
+        **common, "name": "last detection", "unique_id": uid,
         "icon": "mdi:ear-hearing", "value_template": "{{ value_json.label }}",
         "json_attributes_topic": topics.event(source),
     }))
