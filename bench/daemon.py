@@ -12,6 +12,10 @@
   ``earshotd classify`` on one file that long.
 * seed: what the Pi seed did - 2.8 s windows, the interpreter reloaded for every window, the
   loudest 1 s classified with the scipy STFT front end - in a subprocess on the same WAV.
+* outputs: the daemon with MQTT (a real mosquitto on localhost, Home Assistant discovery) and
+  clip keeping on, against both off, on the same WAV in the same run (CPU s per audio s, peak
+  RSS); then a real-time paced run (``--latency-seconds``) timing each detection to the MQTT
+  message arriving at a subscriber (the event's ``time`` is taken when the detector fires).
 
 Peak RSS is the measured process's own ``VmHWM`` from /proc/self/status, read just before it
 exits. (``ru_maxrss`` is not: Linux keeps the high-water mark across ``execve``, so a child of a
@@ -129,6 +133,8 @@ def main() -> int:
     ap.add_argument("--code", type=Path, default=REPO,
                     help="checkout whose daemon is measured (default: this one)")
     ap.add_argument("--out", default="daemon.json", help="result file under bench/results/")
+    ap.add_argument("--latency-seconds", type=float, default=40.0,
+                    help="real-time run for detection-to-MQTT latency (s, default: 40)")
     args = ap.parse_args()
     global CODE
     CODE = args.code.resolve()
@@ -167,6 +173,8 @@ def main() -> int:
                     "--source-kind", "wav", "--source-wav", str(w), "--no-source-realtime",
                     "--output-journal", "off", "--output-json", "-", "--no-oled-enabled"]
 
+        outputs = _outputs_bench(d_args, wav, short, Path(tmp), span=args.seconds - short_s,
+                                 audio=audio, latency_s=args.latency_seconds)
         daemon, out, d_wall = _run(_DAEMON, d_args(wav))
         d0, _, d0_wall = _run(_DAEMON, d_args(short))
         pcm = _write_pcm48(Path(tmp) / "bench.pcm", audio)
@@ -213,7 +221,7 @@ def main() -> int:
         "audio_s": audio_s, "hop_ms": 100, "events": len(onsets), "detected": len(lat),
         "latency_ms": {"p50": float(np.percentile(lat, 50)) if lat else None,
                        "p95": float(np.percentile(lat, 95)) if lat else None},
-        "code": str(CODE), "results": rows, "long_wav": long_rows,
+        "code": str(CODE), "results": rows, "long_wav": long_rows, "outputs": outputs,
         "rss_note": "peak RSS = VmHWM of the measured process itself (not ru_maxrss, which Linux "
                     "carries across execve from the parent)",
         "cpu_ratio_daemon_vs_seed": rows["daemon"]["cpu_s_per_audio_s"] / rows["seed"]["cpu_s_per_audio_s"],
@@ -238,11 +246,79 @@ def main() -> int:
               f"p50 {result['latency_ms']['p50']:.0f} ms, p95 {result['latency_ms']['p95']:.0f} ms")
     else:
         print(f"events {len(onsets)}, detected none: no latency to report")
+    _print_outputs(outputs)
     out_path = REPO / "bench" / "results" / args.out
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"saved {out_path.relative_to(REPO)}")
     return 0
+
+
+REPEATS = 3
+"""Runs of each outputs configuration; the median is reported (the machine is shared)."""
+
+
+def _outputs_bench(d_args, wav: Path, short: Path, tmp: Path, span: float, audio: np.ndarray,
+                   latency_s: float) -> dict:
+    """MQTT + clips on vs off (steady state, same WAV), and detection -> MQTT at a subscriber."""
+    from tests.mqtt_broker import USERS, Broker, Subscriber
+    from tests.test_daemon_helpers import write_stream
+
+    broker = Broker(tmp / "broker")
+    broker.start()
+    pw = tmp / "pw"
+    pw.write_text(USERS["earshot"])
+    try:
+        def on(extra_dir: str) -> list[str]:
+            return ["--mqtt-host", "127.0.0.1", "--mqtt-port", str(broker.port), "--mqtt-username",
+                    "earshot", "--mqtt-password-file", str(pw), "--mqtt-device", "bench",
+                    "--clips-dir", str(tmp / extra_dir)]
+
+        off = ["--no-clips-enabled"]
+        rows = {}
+        samples: dict[str, list[tuple[float, float]]] = {"off": [], "on": []}
+        for i in range(REPEATS):  # interleaved, so a busy moment on the machine hits both
+            for name in ("off", "on"):
+                extra = off if name == "off" else on(f"clips-{i}")
+                full, _, _ = _run(_DAEMON, d_args(wav) + extra)
+                base, _, _ = _run(_DAEMON, d_args(short) + (off if name == "off" else on(f"clips-s{i}")))
+                samples[name].append(((full["cpu_s"] - base["cpu_s"]) / span, full["max_rss_kb"] / 1024))
+        for name, runs in samples.items():
+            rows[name] = {"cpu_s_per_audio_s": float(np.median([c for c, _ in runs])),
+                          "peak_rss_mb": float(np.median([r for _, r in runs])),
+                          "cpu_runs": [round(c, 5) for c, _ in runs]}
+        ha = Subscriber(broker, client_id="bench-ha", topic="earshot/+/+/event")
+        got: list[float] = []
+        ha.client.on_message = lambda c, u, m: got.append(time.time() - json.loads(m.payload)["time"])
+        live = write_stream(tmp / "live.wav", audio[: int(latency_s * 16000)])
+        _, out, _ = _run(_DAEMON, d_args(live) + on("clips-live") + ["--source-realtime"])
+        time.sleep(1.0)
+        ha.close()
+    finally:
+        broker.stop()
+    ms = sorted(1000 * x for x in got)
+    return {"cpu_s_per_audio_s": {k: r["cpu_s_per_audio_s"] for k, r in rows.items()},
+            "cpu_s_per_audio_s_runs": {k: r["cpu_runs"] for k, r in rows.items()},
+            "peak_rss_mb": {k: r["peak_rss_mb"] for k, r in rows.items()},
+            "cpu_ratio_on_vs_off": rows["on"]["cpu_s_per_audio_s"] / rows["off"]["cpu_s_per_audio_s"],
+            "mqtt_latency_ms": {"events": len(ms), "detections": len(out.splitlines()),
+                                "p50": float(np.percentile(ms, 50)) if ms else None,
+                                "p95": float(np.percentile(ms, 95)) if ms else None,
+                                "max": max(ms) if ms else None},
+            "note": "on = MQTT to a local mosquitto (discovery, QoS 0/1 events) + a WAV, PNG "
+                    "and JSON kept per detection; off = neither. Latency: from the detector "
+                    "firing (event 'time') to the message at a subscriber, real-time paced."}
+
+
+def _print_outputs(o: dict) -> None:
+    print(f"{'outputs':8s} {'CPU s/audio s':>14s} {'peak RSS MB':>12s}")
+    for k in ("off", "on"):
+        print(f"{k:8s} {o['cpu_s_per_audio_s'][k]:14.4f} {o['peak_rss_mb'][k]:12.1f}")
+    lat = o["mqtt_latency_ms"]
+    print(f"MQTT + clips on/off CPU ratio: {o['cpu_ratio_on_vs_off']:.2f}; detection -> MQTT "
+          f"subscriber ({lat['events']} of {lat['detections']} detections): p50 {lat['p50']:.1f} ms, "
+          f"p95 {lat['p95']:.1f} ms, max {lat['max']:.1f} ms" if lat["events"] else
+          "no MQTT events received")
 
 
 if __name__ == "__main__":

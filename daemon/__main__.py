@@ -20,6 +20,9 @@ COMMAND_MODULES = (
     "daemon.record",       # earshotd record
     "daemon.classify",     # earshotd classify
     "daemon.serial_host",  # earshotd picos
+    "daemon.listen",       # earshotd listen
+    "daemon.clip_review",  # earshotd clips
+    "daemon.mqtt",         # earshotd mqtt-dropin
 )
 
 
@@ -61,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="earshotd",
         description=(
             "earshot daemon: listen on a microphone (or attached Picos), recognise sounds with a "
-            "trained bundle, and show alerts on an OLED, in journald and as JSON events."
+            "trained bundle, and show alerts on an OLED, in journald, as JSON events and over "
+            "MQTT (Home Assistant discovery); keep clips of detections for relabelling."
         ),
         epilog=EPILOG, formatter_class=HelpFormatter,
     )

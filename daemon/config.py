@@ -142,6 +142,41 @@ class SerialSettings:
 
 
 @dataclass(frozen=True)
+class MqttSettings:
+    """Alerts to an MQTT broker, with Home Assistant discovery (daemon.mqtt); off while host is ''."""
+
+    host: str = opt("", "broker host name or address ('' = MQTT off)")
+    port: int = opt(1883, "broker TCP port (TLS brokers usually listen on 8883)", lo=1, hi=65535)
+    tls: bool = opt(False, "connect with TLS")
+    ca_file: str = opt("", "CA certificate file (PEM) for TLS ('' = the system's CAs)")
+    username: str = opt("", "user name to log in as ('' = anonymous)")
+    password_file: str = opt("", "file whose first line is the password (never the password itself)")
+    device: str = opt("", "this device's name in topics and Home Assistant ('' = the host name)")
+    topic_prefix: str = opt("earshot", "first topic level: events on PREFIX/DEVICE/SOURCE/event")
+    discovery: bool = opt(True, "publish Home Assistant MQTT discovery (retained)")
+    discovery_prefix: str = opt("homeassistant", "Home Assistant's discovery topic prefix")
+    off_delay_s: int = opt(30, "Home Assistant turns an alert's binary_sensor off after (s)", lo=1, hi=86400)
+    queue: int = opt(1000, "events kept while the broker is away (oldest dropped, counted, logged)", lo=1, hi=1000000)
+    keepalive_s: int = opt(30, "MQTT keep-alive (s): a dead link is noticed after 1.5x this", lo=5, hi=3600)
+    flush_s: float = opt(5.0, "at stop, how long to wait for queued events to reach the broker (s)", lo=0.0, hi=60.0)
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    """Audio kept around each detection: a 16 kHz WAV and a spectrogram PNG (daemon.clips)."""
+
+    enabled: bool = opt(True, "keep a clip of every local detection")
+    dir: str = opt("/var/lib/earshot/clips", "folder for clips (its parent must exist)")
+    before_ms: int = opt(2000, "audio kept before the detection (ms)", lo=0, hi=10000)
+    after_ms: int = opt(1000, "audio kept after the detection (ms)", lo=0, hi=10000)
+    max_count: int = opt(500, "most clips kept; the oldest are deleted first", lo=1, hi=1000000)
+    max_mb: float = opt(200.0, "most disk space clips use (MB); the oldest are deleted first", lo=0.1, hi=100000.0)
+    min_free_mb: float = opt(200.0, "keep no clip when the file system would have less free (MB)", lo=0.0, hi=100000.0)
+    negatives_per_hour: float = opt(0.0, "random clips of non-detection audio per hour, as negatives (0 = off)", lo=0.0, hi=3600.0)
+    error_every_s: float = opt(300.0, "a failing disk is logged at most once per this period (s)", lo=1.0, hi=86400.0)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything ``earshotd run`` needs, validated."""
 
@@ -153,12 +188,15 @@ class Settings:
     oled: OledSettings = field(default_factory=OledSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
     serial: SerialSettings = field(default_factory=SerialSettings)
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    clips: ClipSettings = field(default_factory=ClipSettings)
 
 
 _CLASSES: dict[str, Any] = {
     "model": ModelSettings, "source": SourceSettings, "mic": MicSettings,
     "stream": StreamSettings, "detector": DetectorSettings, "oled": OledSettings,
     "output": OutputSettings, "serial": SerialSettings,
+    "mqtt": MqttSettings, "clips": ClipSettings,
 }
 _TYPES = {name: options(cls) for name, cls in _CLASSES.items()}
 
@@ -259,6 +297,30 @@ def _cross_check(s: Settings, origin: str) -> None:
     if s.source.kind == "wav" and not s.source.wav:
         raise ConfigError(f"{origin}: source.wav (--source-wav) must name a WAV file when "
                           "source.kind is 'wav'")
+    _check_topics(s, origin)
+
+
+TOPIC_WILDCARDS = ("#", "+")
+"""MQTT wildcards: never allowed in a topic the daemon publishes on."""
+
+
+def _check_topics(s: Settings, origin: str) -> None:
+    """MQTT topic parts: no wildcards anywhere, no '/' inside one level (device, source)."""
+    if not s.mqtt.host:
+        return
+    parts = {("mqtt", "topic_prefix"): s.mqtt.topic_prefix,
+             ("mqtt", "discovery_prefix"): s.mqtt.discovery_prefix,
+             ("mqtt", "device"): s.mqtt.device, ("output", "source_name"): s.output.source_name}
+    for (section, key), value in parts.items():
+        bad = [c for c in TOPIC_WILDCARDS if c in value]
+        if key in ("device", "source_name") and "/" in value:
+            bad.append("/")
+        if bad or (key.endswith("prefix") and (not value.strip("/") or "//" in value)):
+            raise ConfigError(
+                f"{origin}: {section}.{key} ({flag_name(section, key)}) must be an MQTT topic "
+                f"part without wildcards (# +){' or /' if key in ('device', 'source_name') else ''}"
+                f", got {value!r}"
+            )
 
 
 def load(path: str | Path | None, overrides: dict[tuple[str, str], Any] | None = None) -> Settings:

@@ -84,6 +84,7 @@ class LocalEar:
             return None
         if chunk.size == 0:
             return False
+        self.outputs.audio(self.name, chunk)
         for hop in self.recogniser.feed(chunk):
             self._hop(hop)
         self._check_overflows()
@@ -91,6 +92,7 @@ class LocalEar:
 
     def _hop(self, hop: HopResult) -> None:
         self.outputs.level(self.name, hop.p2p_dbfs, hop.rms_dbfs)
+        self.outputs.hop(self.name, hop)
         if hop.detection is not None:
             self._publish(hop.detection)
 

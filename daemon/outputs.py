@@ -2,13 +2,20 @@
 
 Anything that detects a sound (the local microphone's recogniser, a Pico on USB serial) makes an
 :class:`Alert` and hands it to :meth:`Outputs.publish`; every sink (journald/stderr log, JSON
-lines, OLED) gets it. A sink is any object with ``alert(a)``, ``level(source, p2p, rms)`` and
-``close()``; a sink that raises is logged and never stops the others or the detection loop.
+lines, OLED, MQTT) gets it. A sink is any object with ``alert(a)``, ``level(source, p2p, rms)`` and
+``close()``; optionally ``announce(source, labels, ignore, model, board_id)`` (a source and its
+labels became known: the local model at start, a Pico at hello) and ``hop(source, hop)`` (every
+hop's levels and scores, for ``earshotd listen``). A sink that raises is logged and never stops
+the others or the detection loop.
+
+Clips: with a keeper (``daemon.clips.ClipKeeper``) the local source's audio is handed to it
+(:meth:`Outputs.audio`) and each local alert first gets the path of the clip being kept, so
+every sink names it.
 
 Logging: under systemd (``INVOCATION_ID`` or ``JOURNAL_STREAM`` set, or ``[output] journal =
 "on"``) records go to journald through systemd-python's ``JournalHandler``; an alert record
-carries the structured fields LABEL, SCORE, SOURCE, MODEL_SHA256 (and STREAM_T_MS, and BOARD_ID for
-a Pico's detections). Otherwise
+carries the structured fields LABEL, SCORE, SOURCE, MODEL_SHA256 (and STREAM_T_MS, BOARD_ID for
+a Pico's detections, CLIP when a clip is kept). Otherwise
 plain lines on stderr.
 """
 
@@ -20,8 +27,8 @@ import os
 import stat
 import sys
 import threading
-from dataclasses import asdict, dataclass
-from typing import IO, Protocol
+from dataclasses import asdict, dataclass, replace
+from typing import IO, Any, Protocol
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -44,6 +51,8 @@ class Alert:
     """Stream time of the detection (ms since the source started; a Pico's device time)."""
     board_id: str = ""
     """A Pico's unique board id (16 hex digits) when a Pico heard it; "" for the local mic."""
+    clip: str = ""
+    """Path of the WAV kept around the detection (``[clips]``); "" when none is kept."""
 
     def short_source(self, limit: int = 14) -> str:
         """The source in at most ``limit`` characters (the OLED's top line): a Pico keeps the
@@ -65,14 +74,55 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+class ClipReserver(Protocol):
+    """What Outputs needs of a clip keeper (daemon.clips.ClipKeeper)."""
+
+    source: str
+
+    def feed(self, chunk: Any) -> None: ...
+    def reserve(self, a: Alert) -> str: ...
+    def close(self) -> None: ...
+
+
 class Outputs:
     """Fan-out to every sink; thread-safe, so the serial host's threads can publish too."""
 
-    def __init__(self, sinks: list[Sink]) -> None:
+    def __init__(self, sinks: list[Sink], clips: ClipReserver | None = None) -> None:
         self.sinks = list(sinks)
+        self.clips = clips
         self._lock = threading.Lock()
 
+    def audio(self, source: str, chunk: Any) -> None:
+        """The local source's audio (16 kHz float32), for the clip keeper."""
+        if self.clips is not None and source == self.clips.source:
+            self.clips.feed(chunk)
+
+    def announce(self, source: str, labels: list[str], ignore: frozenset[str] = frozenset(),
+                 model: str = "", board_id: str = "") -> None:
+        """A source and its labels became known (sinks that care, e.g. MQTT discovery)."""
+        self._each("announce", source, labels, ignore, model, board_id)
+
+    def hop(self, source: str, hop: Any) -> None:
+        """One hop's levels and scores (sinks that care, e.g. ``earshotd listen``)."""
+        self._each("hop", source, hop)
+
+    def _each(self, method: str, *args: Any) -> None:
+        with self._lock:
+            for s in [*self.sinks, *([self.clips] if self.clips is not None else [])]:
+                fn = getattr(s, method, None)
+                if fn is None:
+                    continue
+                try:
+                    fn(*args)
+                except Exception:
+                    _LOGGER.exception("output %s failed on %s", type(s).__name__, method)
+
     def publish(self, a: Alert) -> None:
+        if self.clips is not None and a.source == self.clips.source and not a.board_id:
+            try:
+                a = replace(a, clip=self.clips.reserve(a))
+            except Exception:
+                _LOGGER.exception("clip keeper failed on an alert")
         with self._lock:
             for s in self.sinks:
                 try:
@@ -89,6 +139,11 @@ class Outputs:
                     _LOGGER.exception("output %s failed on a level update", type(s).__name__)
 
     def close(self) -> None:
+        if self.clips is not None:
+            try:
+                self.clips.close()
+            except Exception:
+                _LOGGER.exception("clip keeper failed to close")
         for s in self.sinks:
             try:
                 s.close()
@@ -112,6 +167,11 @@ class LogSink:
             fields["STREAM_T_MS"] = str(a.stream_t_ms)
         if a.board_id:
             fields["BOARD_ID"] = a.board_id
+        if a.clip:
+            fields["CLIP"] = a.clip
+            self._log.info("detected %s (%.2f) from %s, clip %s", a.label, a.score, a.source,
+                           a.clip, extra=fields)  # fmt: skip
+            return
         self._log.info("detected %s (%.2f) from %s", a.label, a.score, a.source, extra=fields)
 
     def level(self, source: str, p2p_dbfs: float, rms_dbfs: float) -> None:
@@ -147,6 +207,8 @@ class JsonLinesSink:
         d["score"] = round(a.score, 4)
         if not a.board_id:
             del d["board_id"]  # only a Pico's alerts carry one
+        if not a.clip:
+            del d["clip"]  # only when a clip is kept
         self._fh.write(json.dumps(d) + "\n")
         self._fh.flush()
 

@@ -52,8 +52,10 @@ class PicoAlerts:
         publish: Callable[[Alert], None],
         clock: Callable[[], float] = time.time,
         detector_for_board: Callable[[P.Hello], Any] | None = None,
+        announce: Callable[[P.Hello], None] | None = None,
     ) -> None:
         self.publish = publish
+        self.announce = announce
         self.detector_for_board = detector_for_board
         self.clock = clock
         self._boards: dict[str, tuple[P.Hello, Any]] = {}
@@ -64,6 +66,8 @@ class PicoAlerts:
             det = None if self.detector_for_board is None else self.detector_for_board(msg)
             with self._lock:
                 self._boards[port] = (msg, det)  # a new hello: a reset board, fresh state
+            if self.announce is not None:
+                self.announce(msg)
             return
         with self._lock:
             board = self._boards.get(port)
@@ -159,7 +163,8 @@ class PicoEars:
         """Start hosting Picos when ``[serial] enabled``."""
         if not self.serial.enabled:
             return
-        handler = PicoAlerts(self._publish, detector_for_board=BoardDetectors(self.bundles, self.rules))
+        handler = PicoAlerts(self._publish, detector_for_board=BoardDetectors(self.bundles, self.rules),
+                             announce=self._announce)
         self.host = self._host_factory(host_settings_from_config(self.serial), handler)
         self.host.start()
         _LOGGER.info(
@@ -171,6 +176,11 @@ class PicoEars:
         host, self.host = self.host, None
         if host is not None:
             host.stop()
+
+    def _announce(self, hello: P.Hello) -> None:
+        """A board said hello: outputs that list sources (MQTT discovery) learn of it."""
+        self.outputs.announce(source_name(hello), list(hello.labels), frozenset(),
+                              hello.model[:12], hello.id)
 
     def _publish(self, alert: Alert) -> None:
         self.detections += 1

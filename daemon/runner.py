@@ -23,6 +23,7 @@ from earshot.wavio import WavError
 from . import config
 from .cli import HelpFormatter
 from .config import ConfigError
+from .listen import ListenSink
 from .notify import Notifier
 from .outputs import setup_logging
 from .service import Service
@@ -57,6 +58,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
         epilog=EPILOG, formatter_class=HelpFormatter,
     )
+    p.add_argument("--listen", action="store_true",
+                   help="also print every hop's level and label scores (see `earshotd listen`)")
     config.add_arguments(p)
     p.set_defaults(func=run)
 
@@ -69,7 +72,9 @@ def run(args: argparse.Namespace, i2c_factory: Callable[[int], Any] | None = Non
     setup_logging(settings.output.journal, getattr(args, "debug", False))
     notifier = Notifier()
     try:
-        service = Service(settings, lambda: config.from_args(args), notifier, i2c_factory)
+        listen = ListenSink() if getattr(args, "listen", False) else None
+        service = Service(settings, lambda: config.from_args(args), notifier, i2c_factory,
+                          listen=listen)
     except START_ERRORS as e:
         notifier.close()
         return _refuse(e)

@@ -10,7 +10,7 @@ every ``STATUS_EVERY_S``.
 Signals: SIGTERM/SIGINT stop cleanly (STOPPING=1, serial host stopped, exit 0). SIGHUP re-reads
 the config; each ear prepares its new parts (a bad config or bundle is logged and everything
 stays as it was), then each swaps them in through its own method. ``[source]``, ``[mic]``,
-``[oled]`` and ``[output]`` take effect at the next restart.
+``[oled]``, ``[output]``, ``[mqtt]`` and ``[clips]`` take effect at the next restart.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .clips import ClipKeeper
 from .config import Settings
 from .local_ear import PICOS_ONLY, LocalModel, load_model, open_local_ear
+from .mqtt import device_name, open_mqtt
 from .notify import Notifier
 from .outputs import JsonLinesSink, LogSink, Outputs, Sink
 from .pico_ears import HostFactory, PicoEars, load_board_bundles
@@ -37,7 +39,7 @@ _LOGGER = logging.getLogger(__name__)
 
 STATUS_EVERY_S = 10.0
 READ_TIMEOUT_S = 0.5
-RESTART_ONLY = ("source", "mic", "oled", "output")
+RESTART_ONLY = ("source", "mic", "oled", "output", "mqtt", "clips")
 """Config sections a reload does not apply (the hardware and outputs stay as they are)."""
 RELOAD_FAILED = "reload failed"
 """What the OLED shows (and STATUS= starts with) when a reload is refused."""
@@ -65,6 +67,7 @@ class Service:
         i2c_factory: Callable[[int], Any] | None = None,
         host_factory: HostFactory = SerialHost,
         source_opener: Callable[..., AudioSource] = open_source,
+        listen: Sink | None = None,
     ) -> None:
         self.settings = settings
         self._reload_settings = reload_settings
@@ -75,7 +78,7 @@ class Service:
         notifier.status("loading model")
         model = load_model(settings) if settings.source.kind != "none" else None
         bundles = load_board_bundles(settings.serial.bundles) if settings.serial.enabled else []
-        self.outputs, self.oled = build_outputs(settings, model, i2c_factory)
+        self.outputs, self.oled = build_outputs(settings, model, i2c_factory, listen)
         try:
             notifier.status("opening audio source")
             self.local = open_local_ear(settings, model, self.outputs, source_opener)
@@ -209,10 +212,15 @@ def restore_signal_handlers(old: dict[int, Any]) -> None:
 
 
 def build_outputs(
-    s: Settings, model: LocalModel | None, i2c_factory: Callable[[int], Any] | None
+    s: Settings, model: LocalModel | None, i2c_factory: Callable[[int], Any] | None,
+    listen: Sink | None = None,
 ) -> tuple[Outputs, OledSink | None]:
-    """The one Outputs for ``[output]`` and ``[oled]``, and the OLED sink (None if disabled)."""
+    """The one Outputs for ``[output]``, ``[oled]``, ``[mqtt]`` and ``[clips]`` (plus the
+    ``earshotd listen`` view), and the OLED sink (None if disabled)."""
     sinks: list[Sink] = [LogSink()]
+    if listen is not None and model is not None:
+        listen.set_model(model.detector)  # type: ignore[attr-defined]
+        sinks.append(listen)
     if s.output.json:
         sinks.append(JsonLinesSink(s.output.json))
     oled: OledSink | None = None
@@ -221,4 +229,14 @@ def build_outputs(
 
         oled = OledSink(s.oled, model.bundle.name if model else PICOS_ONLY, i2c_factory)
         sinks.append(oled)
-    return Outputs(sinks), oled
+    mqtt = open_mqtt(s.mqtt)
+    if mqtt is not None:
+        sinks.append(mqtt)
+    clips = None
+    if model is not None and s.clips.enabled:
+        clips = ClipKeeper(s.clips, s.output.source_name, device_name(s.mqtt), model.bundle.sha256)
+    outputs = Outputs(sinks, clips)
+    if model is not None:
+        outputs.announce(s.output.source_name, list(model.bundle.labels), model.detector.ignore,
+                         model.bundle.name)
+    return outputs, oled

@@ -49,7 +49,7 @@ def test_flags_override_the_file(tmp_path: Path):
      "config {p}: unknown key mic.devcie (allowed in [mic]: device, rate, channels, channel, "
      "format, gain_db, highpass_hz, discard_ms, chunk_ms)"),
     ("[speaker]\n", "config {p}: unknown table [speaker] (allowed: model, source, mic, stream, "
-     "detector, oled, output, serial)"),
+     "detector, oled, output, serial, mqtt, clips)"),
     ('[stream]\nwindow = "centre"\n',
      "config {p}: stream.window (--stream-window) must be one of 'sliding', 'loudest', "
      "got 'centre'"),
