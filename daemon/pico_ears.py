@@ -24,7 +24,7 @@ from earshot.detector import Detector
 
 from .config import DetectorSettings, SerialSettings, Settings
 from .outputs import Alert, Outputs
-from .serial_host import Handler, HostSettings, SerialHost
+from .serial_host import Handler, HostSettings, LogBudget, SerialHost
 from .streaming import detector_config
 
 _LOGGER = logging.getLogger(__name__)
@@ -57,7 +57,14 @@ class PicoAlerts:
         self.detector_for_board = detector_for_board
         self.clock = clock
         self._boards: dict[str, tuple[P.Hello, Any]] = {}
+        self._logs: dict[str, LogBudget] = {}
         self._lock = threading.Lock()
+
+    def _warn(self, port: str, kind: str, fmt: str, *args: Any) -> None:
+        """A warning about a board, within that port's log budget (whatever the board sends)."""
+        with self._lock:
+            budget = self._logs.setdefault(port, LogBudget(_LOGGER, 10.0, 5))
+        budget.log(logging.WARNING, kind, fmt, *args)
 
     def __call__(self, port: str, msg: P.Message) -> None:
         if isinstance(msg, P.Hello):
@@ -77,12 +84,12 @@ class PicoAlerts:
 
     def _scores(self, port: str, hello: P.Hello, det: Any, msg: P.Scores) -> None:
         if len(msg.q) != len(hello.labels):
-            _LOGGER.warning("%s: %d scores for %d labels", port, len(msg.q), len(hello.labels))
+            self._warn(port, "scores", "%s: %d scores for %d labels", port, len(msg.q), len(hello.labels))
             return
         try:
             hit = det.update(msg.t, msg.values)
         except ValueError as e:  # time went backwards: the board restarted without a hello
-            _LOGGER.warning("%s: %s; resetting its detector", port, e)
+            self._warn(port, "time", "%s: %s; resetting its detector", port, e)
             det.reset()
             hit = det.update(msg.t, msg.values)
         if hit is not None:
@@ -196,5 +203,7 @@ class PicoEars:
         if self.host is None:
             return None
         links = list(self.host.links.values())
-        up = sum(1 for link in links if link.stats.connected and link.stats.hello)
-        return f"Picos: {up}/{len(links)} up, {self.detections} detections"
+        up = sum(1 for link in links if link.stats.up)
+        down = [link.port for link in links if link.stats.connected and link.stats.silent]
+        silent = f" ({', '.join(down)} silent)" if down else ""
+        return f"Picos: {up}/{len(links)} up{silent}, {self.detections} detections"

@@ -160,6 +160,11 @@ const EsModelInfo es_model_info = {
     .input_shift = 1, .output_scale = 1.0f / 256.0f, .output_zero_point = -128,
     .sha256 = "", .arena_bytes = 0,
 };
+static const uint16_t THRESHOLDS[] = {128u, 128u, 128u};
+const EsModelPolicy es_model_policy = {
+    .thresholds = THRESHOLDS, .ignore_mask = 0u, .average_window_ms = 1000u, .min_count = 3u,
+    .suppression_ms = 1500u, .max_history = 32u,
+};
 /* always label "c" with certainty */
 EsStatus es_model_invoke(const int8_t *input, int8_t *output)
 {

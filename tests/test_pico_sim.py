@@ -64,7 +64,7 @@ class Sim:
         self.link = link
         self.proc = subprocess.Popen(
             [str(bins["pico_sim"]), "--pty", str(link), "--id", board_id, "--speed", str(speed),
-             "--loop", "--ignore", "0", str(wav)],
+             "--loop", str(wav)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         wait_for(lambda: link.exists() or self.proc.poll() is not None, 10, f"{link}")
@@ -88,7 +88,7 @@ def wait_for(cond, timeout: float, what: str) -> None:
 
 
 def test_stdout_speaks_the_protocol_and_detects_what_es_host_detects(bins, wavs) -> None:
-    lines = run_sim(bins, ["--ignore", "0", "--status-ms", "1000", str(wavs["tone"])])
+    lines = run_sim(bins, ["--status-ms", "1000", str(wavs["tone"])])
     msgs = [P.parse_line(x) for x in lines]  # every line is valid protocol
     hello = msgs[0]
     assert isinstance(hello, P.Hello)
@@ -97,7 +97,7 @@ def test_stdout_speaks_the_protocol_and_detects_what_es_host_detects(bins, wavs)
     assert len(scores) == 4 * 16000 // 512 and all(len(s.q) == 2 for s in scores)
     assert [s.t for s in scores] == [32 * (i + 1) for i in range(len(scores))]
     dets = [m for m in msgs if isinstance(m, P.Det)]
-    host = subprocess.run([str(bins["es_host"]), "--ignore", "0", str(wavs["tone"])],
+    host = subprocess.run([str(bins["es_host"]), str(wavs["tone"])],
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert host.returncode == 0, host.stderr
     expected = [(int(t), label) for t, label, _ in (x.split() for x in host.stdout.splitlines())]
