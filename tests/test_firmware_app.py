@@ -211,3 +211,32 @@ def test_alarm_bundle_on_pico_sim_fires_only_for_the_alarm_with_the_daemons_poli
     hits = [d for d in dets["alarm"] if truth[0]["onset_s"] * 1000 < d.t <= (truth[0]["end_s"] + 1) * 1000]
     assert hits and hits[0].label == "smoke_alarm", dets["alarm"]
     assert hits[0].score >= bundle.thresholds["smoke_alarm"]
+
+
+SRAM = (0x2000_0000, 0x2004_2000)  # the RP2040's 264 KB of SRAM (banks + scratch X/Y)
+FLASH = (0x1000_0000, 0x1100_0000)  # QSPI flash behind the XIP cache
+HOT_PATH = ("es_pipeline_push_block", "es_frontend_push_block", "es_frontend_quantize",
+            "arm_rfft_q15", "es_detector_update", "es_model_invoke_stream")  # fmt: skip
+
+
+def test_the_hot_path_runs_from_sram_in_the_board_placement(arm_toolchain) -> None:
+    """es_image_ram (the core + model linked with the board's copy_to_ram placement,
+    firmware/cmake/rp2040_copy_to_ram.ld): every function and every constant table (weights,
+    CMSIS-DSP twiddles, window) has its run address in SRAM and its load address in flash, so
+    the cycle model's zero wait states hold; and the board build asks the SDK for that placement."""
+    build = fb.cross_build()
+    fb._run(["cmake", "--build", str(build.folder), "--target", "es_image_ram", "-j", "2"])
+    elf = build.folder / "es_image_ram.elf"
+    heads = fb._run(["arm-none-eabi-objdump", "-h", str(elf)])
+    sections = {m[1]: (int(m[3], 16), int(m[4], 16), int(m[2], 16))
+                for m in re.finditer(r"^\s*\d+\s+(\S+)\s+([0-9a-f]{8})\s+([0-9a-f]{8})\s+([0-9a-f]{8})",
+                                     heads, re.M)}  # fmt: skip
+    vma, lma, size = sections[".text"]
+    assert SRAM[0] <= vma and vma + size <= SRAM[1] and FLASH[0] <= lma < FLASH[1]
+    syms = fb._run(["arm-none-eabi-nm", "-S", str(elf)])
+    placed = {m[3]: int(m[1], 16) for m in re.finditer(r"^([0-9a-f]{8}) [0-9a-f]{8} ([TtRrDd]) (\S+)$", syms, re.M)}
+    assert set(HOT_PATH) <= set(placed)
+    assert all(SRAM[0] <= a < SRAM[1] for a in placed.values()), {
+        k: hex(a) for k, a in placed.items() if not SRAM[0] <= a < SRAM[1]}
+    cmake = (ROOT / "firmware/board/CMakeLists.txt").read_text()
+    assert "pico_set_binary_type(earshot copy_to_ram)" in cmake

@@ -18,10 +18,9 @@ from pathlib import Path
 import pytest
 
 from daemon import serial_host as S
-from daemon.pico_ears import PicoAlerts
 from daemon.config import SerialSettings, Settings
 from daemon.outputs import Outputs
-from daemon.pico_ears import PicoEars
+from daemon.pico_ears import PicoAlerts, PicoEars
 from daemon.pico_port import keep_reopening
 from earshot import protocol as P
 from earshot.detector import Detector, DetectorConfig
