@@ -240,3 +240,23 @@ def test_the_hot_path_runs_from_sram_in_the_board_placement(arm_toolchain) -> No
         k: hex(a) for k, a in placed.items() if not SRAM[0] <= a < SRAM[1]}
     cmake = (ROOT / "firmware/board/CMakeLists.txt").read_text()
     assert "pico_set_binary_type(earshot copy_to_ram)" in cmake
+
+
+def test_board_and_simulator_share_one_application(es_host, tmp_path) -> None:
+    """pico_sim's and the board's object code call es_app for everything they say; neither
+    formats a line or runs the pipeline itself."""
+    build = es_host.parent
+    fb._run(["cmake", "--build", str(build), "--target", "pico_sim", "-j", "2"])
+    sim_obj = build / "CMakeFiles" / "pico_sim.dir" / "host" / "pico_sim.c.o"
+    board_obj = tmp_path / "main.o"
+    dsp = fb.fetch_cmsis_dsp()
+    board = ROOT / "firmware" / "board"
+    fb._run(["gcc", "-std=c99", "-c", "-o", str(board_obj), "-D__GNUC_PYTHON__", "-DCMSISDSP",
+             '-DES_BOARD_HEADER="boards/pico.h"', "-DES_MIC_GAIN_Q8=256", f"-I{board / 'sdk_decls'}",
+             f"-I{board}", f"-I{ROOT / 'firmware/core'}", f"-I{ROOT / 'firmware/host/test_model'}",
+             "-isystem", str(dsp / "Include"), str(board / "main.c")])  # fmt: skip
+    for obj in (sim_obj, board_obj):
+        undefined = set(re.findall(r" U (\w+)$", fb._run(["nm", str(obj)]), re.M))
+        assert {"es_app_init", "es_app_hello", "es_app_poll", "es_app_block"} <= undefined, obj
+        own = {u for u in undefined if u.startswith(("es_proto_", "es_pipeline_", "es_detector_"))}
+        assert own <= {"es_proto_err"}, (obj, own)  # main.c: the one line before es_app exists
