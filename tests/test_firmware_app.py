@@ -260,3 +260,27 @@ def test_board_and_simulator_share_one_application(es_host, tmp_path) -> None:
         assert {"es_app_init", "es_app_hello", "es_app_poll", "es_app_block"} <= undefined, obj
         own = {u for u in undefined if u.startswith(("es_proto_", "es_pipeline_", "es_detector_"))}
         assert own <= {"es_proto_err"}, (obj, own)  # main.c: the one line before es_app exists
+
+
+def test_compile_options_change_the_emitted_policy_and_bad_ones_name_the_bundle(
+    alarm_bundles, tmp_path
+) -> None:
+    bundle = alarm_bundles["rp2040"]
+    run = [sys.executable, "-m", "trainer", "compile", str(bundle), "--out", str(tmp_path / "c")]
+    ok = subprocess.run([*run, "--threshold-offset", "0.2", "--window-ms", "640", "--min-count",
+                         "4", "--suppression-ms", "900", "--ignore", "smoke_alarm"],
+                        capture_output=True, text=True, timeout=300, cwd=ROOT)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    src = (tmp_path / "c" / "es_model_data.c").read_text()
+    from earshot.bundle import load_bundle
+
+    thr = load_bundle(bundle).thresholds  # + 0.2, rounded up to levels of 1/256
+    levels = [threshold_level(min(1.0, thr.get(x, 0.5) + 0.2)) for x in ("background", "smoke_alarm")]
+    assert f"= {{{levels[0]}u, {levels[1]}u}};" in src
+    for field in (".ignore_mask = 0x00000003u", ".average_window_ms = 640u", ".min_count = 4u",
+                  ".suppression_ms = 900u"):  # fmt: skip
+        assert field in src
+    bad = subprocess.run([*run, "--ignore", "smoke_alarn"], capture_output=True, text=True,
+                         timeout=300, cwd=ROOT)  # fmt: skip
+    assert bad.returncode != 0
+    assert str(bundle) in bad.stderr and "smoke_alarn" in bad.stderr

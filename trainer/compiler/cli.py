@@ -16,7 +16,7 @@ EPILOG = """example:
 The generated C holds the model and its detector policy (es_model_policy): the bundle's
 thresholds rounded up to levels of 1/256, the labels that never fire (_... labels, the
 negative class of a sigmoid 2-label model, the bundle's detector.ignore, --ignore) and the
-timing rules below. They are the daemon's own defaults, from earshot.detector.bundle_policy.
+timing options above. Their defaults are the daemon's own defaults, from earshot.detector.bundle_policy.
 """
 
 
