@@ -60,15 +60,24 @@ class PicoAlerts:
         self._logs: dict[str, LogBudget] = {}
         self._lock = threading.Lock()
 
-    def _warn(self, port: str, kind: str, fmt: str, *args: Any) -> None:
-        """A warning about a board, within that port's log budget (whatever the board sends)."""
+    def _log(self, port: str, level: int, kind: str, fmt: str, *args: Any) -> None:
+        """A message about a board, within that port's log budget (whatever the board sends)."""
         with self._lock:
             budget = self._logs.setdefault(port, LogBudget(_LOGGER, 10.0, 5))
-        budget.log(logging.WARNING, kind, fmt, *args)
+        budget.log(level, kind, fmt, *args)
+
+    def _warn(self, port: str, kind: str, fmt: str, *args: Any) -> None:
+        self._log(port, logging.WARNING, kind, fmt, *args)
+
+    def _detector(self, port: str, hello: P.Hello) -> Any:
+        pick = self.detector_for_board
+        if isinstance(pick, BoardDetectors):  # its messages count against the port's budget
+            return pick(hello, log=lambda *a: self._log(port, *a))
+        return None if pick is None else pick(hello)
 
     def __call__(self, port: str, msg: P.Message) -> None:
         if isinstance(msg, P.Hello):
-            det = None if self.detector_for_board is None else self.detector_for_board(msg)
+            det = self._detector(port, msg)
             with self._lock:
                 self._boards[port] = (msg, det)  # a new hello: a reset board, fresh state
             return
@@ -117,22 +126,24 @@ class BoardDetectors:
         self.bundles = {b.sha256: b for b in bundles}
         self.settings = detector_settings
 
-    def __call__(self, hello: P.Hello) -> Detector | None:
+    def __call__(self, hello: P.Hello, log: Callable[..., None] | None = None) -> Detector | None:
+        """``log(level, kind, fmt, *args)`` says what was decided (default: this module's logger)."""
+        say = log or (lambda level, kind, fmt, *args: _LOGGER.log(level, fmt, *args))
         bundle = self.bundles.get(hello.model)
         if bundle is None:
-            _LOGGER.info("board %s: model %s… is not in [serial] bundles; using its DET lines",
-                         hello.id, hello.model[:12])  # fmt: skip
+            say(logging.INFO, "model", "board %s: model %s… is not in [serial] bundles; using its "
+                "DET lines", hello.id, hello.model[:12])  # fmt: skip
             return None
         if tuple(bundle.labels) != tuple(hello.labels):
-            _LOGGER.warning(
+            say(logging.WARNING, "labels",
                 "board %s: labels %s differ from bundle %s's %s; using its DET lines",
-                hello.id, ",".join(hello.labels), bundle.name, ",".join(bundle.labels),
+                hello.id, ",".join(hello.labels)[:200], bundle.name, ",".join(bundle.labels),
             )  # fmt: skip
             return None
         ignore = [x for x in self.settings.ignore if x in bundle.labels]
         cfg = detector_config(bundle, dataclasses.replace(self.settings, ignore=ignore))
-        _LOGGER.info("board %s: model %s; its SCORES go through the host's detector",
-                     hello.id, bundle.name)  # fmt: skip
+        say(logging.INFO, "model", "board %s: model %s; its SCORES go through the host's detector",
+            hello.id, bundle.name)  # fmt: skip
         return Detector(cfg)
 
 

@@ -7,6 +7,7 @@ firmware core's own host program.
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import threading
@@ -358,3 +359,30 @@ def test_the_backoff_starts_again_after_a_connection_that_lived_long_enough() ->
 
     keep_reopening(session, halt, (0.01, 1.0), on_error, healthy_s=5.0, clock=lambda: now[0])
     assert waits == [0.01, 0.02, 0.01, 0.02]
+
+
+def test_a_board_flooding_new_hellos_gets_a_bounded_log(boards, caplog) -> None:
+    """Every HELLO with a new model makes the host decide the board's detector again; that
+    decision's log is within the port's budget too, and the last HELLO is the one believed."""
+    from daemon.config import DetectorSettings
+    from daemon.pico_ears import BoardDetectors
+
+    caplog.set_level(logging.INFO)
+    board = boards("E66058388B4A0E05")
+    alerts: list = []
+    handler = PicoAlerts(alerts.append, detector_for_board=BoardDetectors([], DetectorSettings()))
+    host = start_host([board.path], handler)
+    try:
+        link = host.links[board.path]
+        wait_for(lambda: link.stats.hello is not None, what="hello")
+        caplog.clear()
+        hellos = [P.Hello("0.2.0", "pico", "E66058388B4A0E05", f"{i:064x}", ("yes", "no"), 16000,
+                          "detect") for i in range(300)]  # fmt: skip
+        board.write("".join(P.format_message(h) for h in hellos))
+        board.write(P.Det(t=77, label="no", score=0.9))
+        wait_for(lambda: len(alerts) == 1, timeout=20, what="the alert after the hellos")
+    finally:
+        host.stop()
+    for logger in ("daemon.pico_ears", "daemon.serial_host"):
+        assert len([r for r in caplog.records if r.name == logger]) <= 5, logger
+    assert alerts[0].model_sha256 == f"{299:064x}"
