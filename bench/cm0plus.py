@@ -35,10 +35,13 @@ CPS, NOP, YIELD, SEV                           1
 
 Assumptions, all of them optimistic for the real chip unless said otherwise:
 
-* No wait states: code and read-only data run from SRAM or hit the RP2040's 16 KB XIP cache;
-  a cache miss (a 2-4 word QSPI burst, tens of cycles) is not modelled. Large weight tables that
-  stream through the cache once per inference would in reality cost extra; copying them to SRAM
-  (``__not_in_flash``) is how a board build avoids that.
+* No wait states: code and read-only data run from SRAM. That is the board build's placement:
+  ``pico_set_binary_type(earshot copy_to_ram)`` (firmware/board/CMakeLists.txt) copies all code
+  and constants (weights, CMSIS-DSP tables) from flash to SRAM at boot, so nothing runs behind the
+  16 KB XIP cache and its misses (a QSPI burst, tens of cycles) do not arise; the core + model
+  linked that way is ``es_image_ram.elf`` (firmware/cmake/rp2040_copy_to_ram.ld), whose sizes
+  bench/mcu_cycles.py reports and tests/test_firmware_app.py checks for SRAM addresses. SRAM
+  itself is modelled without bank conflicts.
 * No bus contention (the second core and DMA idle) and no interrupts during the block.
 * Taken is decided from the trace: a conditional branch is taken when the next executed
   instruction is not the one after it.

@@ -130,6 +130,10 @@ class Result:
     """data + bss (pipeline state, arena, CMSIS-DSP instance)."""
     arena_bytes: int
     """The model's planned arena (inside bss)."""
+    ram_image_flash_bytes: int
+    """Board placement (copy_to_ram, es_image_ram.elf): bytes stored in flash (text + data)."""
+    ram_image_sram_bytes: int
+    """Board placement: SRAM used when everything runs from SRAM (text + data + bss + stack)."""
     stack_bytes: int
     """Deepest stack use during the block."""
     streamed_ops: int
@@ -242,6 +246,7 @@ def cross_image(model_dir: Path, opt: str) -> tuple[Path, Path]:
         # main inlines es_image_run; keep its out-of-line copy, the entry point we call
         "CMAKE_EXE_LINKER_FLAGS_RELEASE": "-Wl,--undefined=es_image_run",
     }, "es_image")
+    fb._run(["cmake", "--build", str(folder), "--target", "es_image_ram", "-j", "2"])
     return folder / "es_image.elf", folder / "es_image.map"
 
 
@@ -390,6 +395,22 @@ def ratios(r: Result) -> dict[str, float]:
     }
 
 
+SEED_ARCH = "rp2040_seed"
+"""The seed's architecture, compiled and emulated in the same run: the baseline of the
+``*_vs_rp2040_seed_same_run`` ratios (the README quotes those, not constants)."""
+
+
+def same_run_ratios(results: list[Result]) -> None:
+    """Add each result's ratios against the rp2040_seed result at the same -O level."""
+    base = {r.opt: r for r in results if r.model == SEED_ARCH}
+    for r in results:
+        b = base.get(r.opt)
+        if b is not None:
+            r.ratios["block_vs_rp2040_seed_same_run"] = round(r.total.ms / b.total.ms, 4)
+            r.ratios["inference_vs_rp2040_seed_same_run"] = round(r.inference.ms / b.inference.ms, 4)
+            r.ratios["front_end_vs_rp2040_seed_same_run"] = round(r.front_end.ms / b.front_end.ms, 4)
+
+
 def run_one(name: str, compiled: CompiledModel, opt: str, blocks: np.ndarray) -> Result:
     """Build, emulate, check and measure one model at one optimisation level."""
     elf, map_file = cross_image(compiled.c_path.parent, opt)
@@ -398,6 +419,7 @@ def run_one(name: str, compiled: CompiledModel, opt: str, blocks: np.ndarray) ->
     parts = phases(machine, em)
     host_input, host_output = host_reference(compiled, blocks, em.model_input)
     size = fb.read_size(elf)
+    ram_size = fb.read_size(elf.with_name("es_image_ram.elf"))
     calls = call_counts(machine, em.timed.trace)
     soft = sorted(s.name for s in machine.image.functions() if SOFT_FLOAT.match(s.name))
     result = Result(
@@ -407,6 +429,8 @@ def run_one(name: str, compiled: CompiledModel, opt: str, blocks: np.ndarray) ->
         by_kind=parts["total"].by_kind,
         calls={k[5:]: _phase(v) for k, v in parts.items() if k.startswith("call ")},
         flash_bytes=size.flash, model_flash_bytes=model_flash(map_file),
+        ram_image_flash_bytes=ram_size.text + ram_size.data,
+        ram_image_sram_bytes=ram_size.text + ram_size.data + ram_size.bss + em.stack,
         ram_bytes=size.ram + em.stack, static_ram_bytes=size.ram, arena_bytes=em.arena_bytes,
         stack_bytes=em.stack, streamed_ops=em.streamed_ops,
         soft_float_linked=soft,
@@ -447,7 +471,8 @@ def timing_table(results: list[Result]) -> str:
 
 def memory_table(results: list[Result]) -> str:
     head = (f"{'model':<22} {'opt':<3} {'flash':>7} {'model':>7} {'/64KB':>6} {'static':>7} "
-            f"{'arena':>6} {'stack':>6} {'RAM':>7} {'/48KB':>6} {'/128KB':>7}  soft-float calls")
+            f"{'arena':>6} {'stack':>6} {'RAM':>7} {'/48KB':>6} {'/128KB':>7} {'ram:fl':>8} "
+            f"{'ram:SRAM':>8}  soft-float calls")
     rows = [head, "-" * len(head)]
     for r in results:
         soft = ", ".join(f"{k} x{v}" for k, v in r.soft_float_calls.items()) or (
@@ -457,7 +482,7 @@ def memory_table(results: list[Result]) -> str:
             f"{r.ratios['flash_vs_budget_64KB']:>6.2f} {r.static_ram_bytes:>7} "
             f"{r.arena_bytes:>6} {r.stack_bytes:>6} {r.ram_bytes:>7} "
             f"{r.ratios['ram_vs_budget_48KB']:>6.2f} {r.ratios['ram_vs_seed_arena_128KB']:>7.2f}"
-            f"  {soft}")
+            f" {r.ram_image_flash_bytes:>8} {r.ram_image_sram_bytes:>8}  {soft}")
     return "\n".join(rows)
 
 
@@ -497,7 +522,9 @@ def run(settings: Settings) -> list[Result]:
     compiled = (bundle_models(settings.bundles, WORK) if settings.bundles
                 else untrained_models(WORK, audio))
     jobs = [(n, m, o) for n, m in compiled.items() for o in settings.opts]
-    return [run_one(n, d, o, blocks) for n, d, o in tqdm(jobs, desc="emulating", unit="build")]
+    results = [run_one(n, d, o, blocks) for n, d, o in tqdm(jobs, desc="emulating", unit="build")]
+    same_run_ratios(results)
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -526,8 +553,16 @@ def main(argv: list[str] | None = None) -> int:
           "(FE = front end, 4 frames; inf = inference; blk = whole es_pipeline_push_block; "
           "strm = ops streamed, computing only their newest rows)")
     print(timing_table(results))
-    print("\nflash = text+data of core+model image; RAM = data+bss (incl. arena) + stack peak "
-          "(bytes)")
+    print(f"\nsame run, against {SEED_ARCH} at the same -O level (block / inference / front end)")
+    for r in results:
+        q = r.ratios
+        if "block_vs_rp2040_seed_same_run" in q:
+            print(f"{r.model:<22} {r.opt:<3} {q['block_vs_rp2040_seed_same_run']:.3f} / "
+                  f"{q['inference_vs_rp2040_seed_same_run']:.3f} / "
+                  f"{q['front_end_vs_rp2040_seed_same_run']:.3f}")
+    print("\nflash = text+data of core+model image; RAM = data+bss (incl. arena) + stack peak; "
+          "ram:fl / ram:SRAM = the board's copy_to_ram placement (es_image_ram.elf): stored in "
+          "flash / used in SRAM, code and weights included (bytes)")
     print(memory_table(results))
     print("\nshare of the block's cycles by function (self time)")
     print(hot_table(results))

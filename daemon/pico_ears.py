@@ -24,7 +24,7 @@ from earshot.detector import Detector
 
 from .config import DetectorSettings, SerialSettings, Settings
 from .outputs import Alert, Outputs
-from .serial_host import Handler, HostSettings, SerialHost
+from .serial_host import Handler, HostSettings, LogBudget, SerialHost
 from .streaming import detector_config
 
 _LOGGER = logging.getLogger(__name__)
@@ -59,11 +59,27 @@ class PicoAlerts:
         self.detector_for_board = detector_for_board
         self.clock = clock
         self._boards: dict[str, tuple[P.Hello, Any]] = {}
+        self._logs: dict[str, LogBudget] = {}
         self._lock = threading.Lock()
+
+    def _log(self, port: str, level: int, kind: str, fmt: str, *args: Any) -> None:
+        """A message about a board, within that port's log budget (whatever the board sends)."""
+        with self._lock:
+            budget = self._logs.setdefault(port, LogBudget(_LOGGER, 10.0, 5))
+        budget.log(level, kind, fmt, *args)
+
+    def _warn(self, port: str, kind: str, fmt: str, *args: Any) -> None:
+        self._log(port, logging.WARNING, kind, fmt, *args)
+
+    def _detector(self, port: str, hello: P.Hello) -> Any:
+        pick = self.detector_for_board
+        if isinstance(pick, BoardDetectors):  # its messages count against the port's budget
+            return pick(hello, log=lambda *a: self._log(port, *a))
+        return None if pick is None else pick(hello)
 
     def __call__(self, port: str, msg: P.Message) -> None:
         if isinstance(msg, P.Hello):
-            det = None if self.detector_for_board is None else self.detector_for_board(msg)
+            det = self._detector(port, msg)
             with self._lock:
                 self._boards[port] = (msg, det)  # a new hello: a reset board, fresh state
             if self.announce is not None:
@@ -81,12 +97,12 @@ class PicoAlerts:
 
     def _scores(self, port: str, hello: P.Hello, det: Any, msg: P.Scores) -> None:
         if len(msg.q) != len(hello.labels):
-            _LOGGER.warning("%s: %d scores for %d labels", port, len(msg.q), len(hello.labels))
+            self._warn(port, "scores", "%s: %d scores for %d labels", port, len(msg.q), len(hello.labels))
             return
         try:
             hit = det.update(msg.t, msg.values)
         except ValueError as e:  # time went backwards: the board restarted without a hello
-            _LOGGER.warning("%s: %s; resetting its detector", port, e)
+            self._warn(port, "time", "%s: %s; resetting its detector", port, e)
             det.reset()
             hit = det.update(msg.t, msg.values)
         if hit is not None:
@@ -114,22 +130,24 @@ class BoardDetectors:
         self.bundles = {b.sha256: b for b in bundles}
         self.settings = detector_settings
 
-    def __call__(self, hello: P.Hello) -> Detector | None:
+    def __call__(self, hello: P.Hello, log: Callable[..., None] | None = None) -> Detector | None:
+        """``log(level, kind, fmt, *args)`` says what was decided (default: this module's logger)."""
+        say = log or (lambda level, kind, fmt, *args: _LOGGER.log(level, fmt, *args))
         bundle = self.bundles.get(hello.model)
         if bundle is None:
-            _LOGGER.info("board %s: model %s… is not in [serial] bundles; using its DET lines",
-                         hello.id, hello.model[:12])  # fmt: skip
+            say(logging.INFO, "model", "board %s: model %s… is not in [serial] bundles; using its "
+                "DET lines", hello.id, hello.model[:12])  # fmt: skip
             return None
         if tuple(bundle.labels) != tuple(hello.labels):
-            _LOGGER.warning(
+            say(logging.WARNING, "labels",
                 "board %s: labels %s differ from bundle %s's %s; using its DET lines",
-                hello.id, ",".join(hello.labels), bundle.name, ",".join(bundle.labels),
+                hello.id, ",".join(hello.labels)[:200], bundle.name, ",".join(bundle.labels),
             )  # fmt: skip
             return None
         ignore = [x for x in self.settings.ignore if x in bundle.labels]
         cfg = detector_config(bundle, dataclasses.replace(self.settings, ignore=ignore))
-        _LOGGER.info("board %s: model %s; its SCORES go through the host's detector",
-                     hello.id, bundle.name)  # fmt: skip
+        say(logging.INFO, "model", "board %s: model %s; its SCORES go through the host's detector",
+            hello.id, bundle.name)  # fmt: skip
         return Detector(cfg)
 
 
@@ -206,5 +224,7 @@ class PicoEars:
         if self.host is None:
             return None
         links = list(self.host.links.values())
-        up = sum(1 for link in links if link.stats.connected and link.stats.hello)
-        return f"Picos: {up}/{len(links)} up, {self.detections} detections"
+        up = sum(1 for link in links if link.stats.up)
+        down = [link.port for link in links if link.stats.connected and link.stats.silent]
+        silent = f" ({', '.join(down)} silent)" if down else ""
+        return f"Picos: {up}/{len(links)} up{silent}, {self.detections} detections"

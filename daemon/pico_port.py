@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -70,20 +71,26 @@ def keep_reopening(
     halt: threading.Event,
     backoff: tuple[float, float],
     on_error: Callable[[Exception, float], None],
+    healthy_s: float = 5.0,
+    clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """Run ``session`` until ``halt`` is set; after it returns or raises wait and run it again.
 
     The wait starts at ``backoff[0]`` s and doubles on each failure up to ``backoff[1]``; a
-    session that returns normally starts the doubling again from the bottom. ``on_error`` gets
-    the exception and the coming wait.
+    session that returns normally, or that lived at least ``healthy_s`` before it failed (a board
+    that was unplugged after working), starts the doubling again from the bottom. ``on_error``
+    gets the exception and the coming wait.
     """
     low, high = backoff
     delay = low
     while not halt.is_set():
+        start = clock()
         try:
             session()
             delay = low  # it worked for a while: start again fast
         except Exception as e:  # SerialException, OSError, anything a driver raises
+            if clock() - start >= healthy_s:
+                delay = low  # a good connection that ended: not a failing port
             on_error(e, delay)
         if halt.wait(delay):
             break

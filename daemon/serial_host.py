@@ -1,11 +1,23 @@
 """Picos as remote ears: the daemon as host of any number of boards on USB serial.
 
 One :class:`PicoLink` thread per port opens it with pyserial, asks for a hello, cuts the bytes
-into lines (``earshot.protocol.LineSplitter``, bounded memory) and hands every parsed message to
-a handler. A port that fails or disappears is closed and reopened with exponential backoff, so
-unplug/replug and board resets (a new HELLO) are routine, and nothing a board sends (garbage,
-other protocol versions, over-long lines) is fatal: it is counted and logged with the port, at
-most once per ``warn_interval_s`` per kind.
+into lines (``earshot.protocol.LineSplitter``, bounded memory) and hands parsed messages to a
+handler. A port that fails or disappears is closed and reopened with exponential backoff (reset
+after a connection that lived ``healthy_s``), so unplug/replug and board resets (a new HELLO) are
+routine, and nothing a board sends (garbage, other protocol versions, over-long lines) is fatal.
+
+The host believes a board only as far as the board has introduced itself:
+
+* nothing is handed on from a connection before that connection's HELLO (a replugged port may be
+  another board; what arrives before its HELLO is counted in ``before_hello``);
+* a DET whose label is not in the HELLO's labels, or SCORES with the wrong number of values, is
+  dropped and counted (``unknown_labels``, ``bad_lines``): a corrupted byte is not an alert;
+* a board whose STATUS stops for ``silent_periods`` x ``status_period_s`` is reported down
+  (warning, ``LinkStats.up`` false, so the daemon's status line counts it out) and up again on
+  its next line;
+* its log lines are bounded whatever it sends: per port at most ``log_burst`` messages per
+  ``warn_interval_s`` (and one per kind), the rest counted in ``suppressed_logs`` and the count
+  named in the next message that gets through.
 
 :class:`SerialHost` starts links for configured ports and, for ``auto``, for every port with
 USB vendor id 0x2E8A (Raspberry Pi) that ``serial.tools.list_ports`` shows, rescanning
@@ -23,7 +35,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from earshot import protocol as P
@@ -57,20 +69,75 @@ class HostSettings:
     """pyserial read timeout: how quickly a link notices stop() (s)."""
     warn_interval_s: float = 10.0
     """At most one warning per port and kind of problem in this time (s)."""
+    log_burst: int = 5
+    """At most this many log messages per port in ``warn_interval_s``, whatever the kinds."""
+    status_period_s: float = 5.0
+    """How often a board sends STATUS (the firmware: every 5 s of device time)."""
+    silent_periods: float = 3.0
+    """A board without STATUS for this many periods is reported down."""
+    healthy_s: float = 5.0
+    """A connection that lived this long resets the reconnect backoff."""
+
+
+class LogBudget:
+    """Bounded logging for one port: one message per kind per ``interval_s``, at most ``burst``
+    in total per ``interval_s``; what is held back is counted and named in the next message."""
+
+    def __init__(self, logger: logging.Logger, interval_s: float, burst: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+        self.logger, self.interval_s, self.burst, self.clock = logger, interval_s, burst, clock
+        self.suppressed = 0
+        self._kinds: dict[str, float] = {}
+        self._sent: list[float] = []
+        self._held = 0
+
+    def log(self, level: int, kind: str, fmt: str, *args: Any) -> bool:
+        """Log unless over budget (then count it); True if it was logged."""
+        now = self.clock()
+        self._sent = [t for t in self._sent if now - t < self.interval_s]
+        last = self._kinds.get(kind)
+        if len(self._sent) >= self.burst or (last is not None and now - last < self.interval_s):
+            self.suppressed += 1
+            self._held += 1
+            return False
+        if len(self._kinds) > 64:  # bounded, whatever kinds a board makes up
+            self._kinds.clear()
+        self._kinds[kind] = now
+        self._sent.append(now)
+        if self._held:
+            fmt, args = fmt + " (%d more message(s) held back)", (*args, self._held)
+            self._held = 0
+        self.logger.log(level, fmt, *args)
+        return True
 
 
 @dataclass
 class LinkStats:
-    """What a link has seen; read by ``earshotd picos`` and the tests."""
+    """What a link has seen; read by ``earshotd picos``, the daemon's status line and tests."""
 
     connects: int = 0
     bad_lines: int = 0
     other_version: int = 0
     overlong: int = 0
+    before_hello: int = 0
+    """Lines of a connection that came before its HELLO (not handed on)."""
+    unknown_labels: int = 0
+    """DET lines whose label the board's HELLO did not announce (not handed on)."""
+    suppressed_logs: int = 0
+    """Log messages held back by the per-port budget."""
+    downs: int = 0
+    """Times the board went silent (no STATUS for silent_periods) and was reported down."""
     hello: P.Hello | None = None
+    """This connection's HELLO (None until one arrives)."""
     last_status: P.Status | None = None
     connected: bool = False
-    warned: dict[str, float] = field(default_factory=dict)
+    silent: bool = False
+    """No STATUS for silent_periods: reported down until its next line."""
+
+    @property
+    def up(self) -> bool:
+        """Connected, introduced (HELLO) and not silent."""
+        return self.connected and self.hello is not None and not self.silent
 
 
 def find_pico_ports() -> list[str]:
@@ -96,8 +163,10 @@ class PicoLink(threading.Thread):
         self.handler = handler
         self.opener = opener
         self.stats = LinkStats()
+        self.log = LogBudget(_LOGGER, settings.warn_interval_s, settings.log_burst)
         self._halt = threading.Event()
         self._open: PicoPort | None = None
+        self._last_status_t = 0.0
 
     def stop(self) -> None:
         self._halt.set()
@@ -116,7 +185,8 @@ class PicoLink(threading.Thread):
 
     def run(self) -> None:
         s = self.settings
-        keep_reopening(self._session, self._halt, (s.backoff_min_s, s.backoff_max_s), self._failed)
+        keep_reopening(self._session, self._halt, (s.backoff_min_s, s.backoff_max_s), self._failed,
+                       healthy_s=s.healthy_s)  # fmt: skip
 
     def _failed(self, e: Exception, delay: float) -> None:
         self._warn("io", "%s: %s (retrying in %.1f s)", self.port, e, delay)
@@ -126,8 +196,11 @@ class PicoLink(threading.Thread):
         port = PicoPort(self.port, s.baud, s.read_timeout_s, self.opener)
         self._open = port
         self.stats.connects += 1
+        self.stats.hello = None  # whoever is on the port now must introduce itself
+        self.stats.silent = False
+        self._last_status_t = time.monotonic()
         self.stats.connected = True
-        _LOGGER.info("%s: connected", self.port)
+        self._log(logging.INFO, "connect", "%s: connected", self.port)
         try:
             self.send(P.Command("hello"))  # a running board does not repeat its boot hello
             self._read(port)
@@ -137,16 +210,34 @@ class PicoLink(threading.Thread):
             port.close()
 
     def _read(self, port: PicoPort) -> None:
+        overlong = 0
         while not self._halt.is_set():
             for line in port.read_lines():
                 self._line(line)
-            if port.overlong != self.stats.overlong:
-                self.stats.overlong = port.overlong
+            if port.overlong != overlong:
+                self.stats.overlong += port.overlong - overlong
+                overlong = port.overlong
                 self._warn("overlong", "%s: dropped a line longer than %d bytes", self.port, P.MAX_LINE)
+            self._check_silence()
+
+    def _check_silence(self) -> None:
+        s = self.settings
+        quiet = time.monotonic() - self._last_status_t
+        if not self.stats.silent and quiet >= s.silent_periods * s.status_period_s:
+            self.stats.silent = True
+            self.stats.downs += 1
+            self._warn("silent", "%s: board down: no STATUS for %.0f s", self.port, quiet)
+
+    def _heard(self) -> None:
+        if self.stats.silent:
+            self.stats.silent = False
+            self._last_status_t = time.monotonic()
+            self._log(logging.WARNING, "up", "%s: board up again", self.port)
 
     def _line(self, line: bytes) -> None:
         if not line.strip():
             return
+        self._heard()
         try:
             msg = P.parse_line(line)
         except P.VersionError as e:
@@ -159,34 +250,54 @@ class PicoLink(threading.Thread):
             return
         if isinstance(msg, P.Hello):
             self._hello(msg)
+        elif not self._believable(msg):
+            return
         elif isinstance(msg, P.Status):
             self.stats.last_status = msg
+            self._last_status_t = time.monotonic()
         elif isinstance(msg, P.Err):
             self._warn(f"err:{msg.code}", "%s: board reports %s: %s", self.port, msg.code, msg.msg)
         try:
             self.handler(self.port, msg)
-        except Exception:
-            _LOGGER.exception("%s: handler failed on %r", self.port, msg)
+        except Exception as e:
+            self._warn("handler", "%s: handler failed on %r: %r", self.port, msg, e)
+
+    def _believable(self, msg: P.Message) -> bool:
+        """Whether a non-HELLO message may be handed on: after this connection's HELLO, with a
+        label the HELLO announced and one score per label."""
+        hello = self.stats.hello
+        if hello is None:
+            self.stats.before_hello += 1
+            self._warn("before_hello", "%s: %s before the board's HELLO; ignored", self.port,
+                       type(msg).__name__)  # fmt: skip
+            return False
+        if isinstance(msg, P.Det) and msg.label not in hello.labels:
+            self.stats.unknown_labels += 1
+            self._warn("label", "%s: DET label %r is not one of the board's labels %s; ignored",
+                       self.port, msg.label[:40], ",".join(hello.labels))  # fmt: skip
+            return False
+        if isinstance(msg, P.Scores) and len(msg.q) != len(hello.labels):
+            self.stats.bad_lines += 1
+            self._warn("scores", "%s: %d scores for %d labels; ignored", self.port, len(msg.q),
+                       len(hello.labels))  # fmt: skip
+            return False
+        return True
 
     def _hello(self, hello: P.Hello) -> None:
         if hello != self.stats.hello:
-            _LOGGER.info(
-                "%s: %s board id=%s fw=%s model=%s labels=%s mode=%s",
+            self._log(
+                logging.INFO, "hello", "%s: %s board id=%s fw=%s model=%s labels=%s mode=%s",
                 self.port, hello.board, hello.id, hello.fw, hello.model[:12],
-                ",".join(hello.labels), hello.mode,
+                ",".join(hello.labels)[:200], hello.mode,
             )  # fmt: skip
         self.stats.hello = hello
 
+    def _log(self, level: int, kind: str, fmt: str, *args: Any) -> None:
+        self.log.log(level, kind, fmt, *args)
+        self.stats.suppressed_logs = self.log.suppressed
+
     def _warn(self, kind: str, fmt: str, *args: Any) -> None:
-        now = time.monotonic()
-        last = self.stats.warned.get(kind)
-        if last is not None and now - last < self.settings.warn_interval_s:
-            _LOGGER.debug(fmt, *args)
-            return
-        if len(self.stats.warned) > 64:  # bounded, whatever a board sends
-            self.stats.warned.clear()
-        self.stats.warned[kind] = now
-        _LOGGER.warning(fmt, *args)
+        self._log(logging.WARNING, kind, fmt, *args)
 
 
 class SerialHost:

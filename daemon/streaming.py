@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from earshot.audio import SAMPLE_RATE, loudest_start
-from earshot.detector import Detection, Detector, DetectorConfig
+from earshot.detector import Detection, Detector, DetectorConfig, bundle_ignore, bundle_policy
 
 from .config import ConfigError, DetectorSettings, StreamSettings
 
@@ -124,10 +124,12 @@ class HopResult:
 
 
 def detector_config(bundle, settings: DetectorSettings) -> DetectorConfig:  # type: ignore[no-untyped-def]
-    """The detector for a bundle: its thresholds (+ offset) and the daemon's timing rules.
+    """The detector for a bundle: ``earshot.detector.bundle_policy`` (the same function the
+    firmware's compiled policy comes from) with the daemon's ``[detector]`` rules.
 
     Labels starting with ``_`` (``_silence_``, ``_unknown_``, ``_background_``) never fire, nor
-    does the negative class of a binary sigmoid bundle (label 0), nor ``[detector] ignore``.
+    does the negative class of a binary sigmoid bundle (label 0), nor the bundle's own
+    ``detector.ignore``, nor ``[detector] ignore``.
     """
     labels = tuple(bundle.labels)
     unknown = [x for x in settings.ignore if x not in labels]
@@ -136,18 +138,12 @@ def detector_config(bundle, settings: DetectorSettings) -> DetectorConfig:  # ty
             f"detector.ignore (--detector-ignore) names unknown label(s) {', '.join(unknown)} "
             f"(bundle {bundle.name} has: {', '.join(labels)})"
         )
-    ignore = {x for x in labels if x.startswith("_")} | set(settings.ignore)
-    if bundle.manifest["output"].get("activation") == "sigmoid" and len(labels) == 2:
-        ignore.add(labels[0])
-    thr = bundle.thresholds
-    thresholds = tuple(
-        min(1.0, max(0.0, thr.get(x, 0.5) + settings.threshold_offset)) for x in labels
-    )
-    return DetectorConfig(
-        labels=labels, thresholds=thresholds, average_window_ms=settings.average_window_ms,
+    return bundle_policy(
+        labels, bundle.manifest["output"].get("activation", "softmax"), bundle.thresholds,
+        ignore=[*bundle_ignore(bundle.manifest), *settings.ignore],
+        threshold_offset=settings.threshold_offset, average_window_ms=settings.average_window_ms,
         min_count=settings.min_count, suppression_ms=settings.suppression_ms,
-        ignore=frozenset(ignore),
-    )
+    )  # fmt: skip
 
 
 class Recogniser:

@@ -22,6 +22,7 @@ detection while the label that fired still exists, so one event is not reported 
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -134,3 +135,77 @@ class Detector:
             return None
         self._last_fire, self._last_label = t_ms, cfg.labels[best]
         return Detection(cfg.labels[best], sums[best] / count, t_ms, best)
+
+
+# --- the detector policy of a bundle: one function for the daemon and the firmware ----------
+
+DEFAULT_AVERAGE_WINDOW_MS = 300
+"""Averaging window a bundle's policy gets unless told otherwise (the daemon's default too)."""
+DEFAULT_MIN_COUNT = 2
+"""Results needed in the window unless told otherwise."""
+DEFAULT_SUPPRESSION_MS = 1500
+"""Refractory time unless told otherwise."""
+LEVEL_ONE = 256
+"""The firmware's scores and thresholds are integer levels of 1/256."""
+
+
+def never_fire(labels: Sequence[str], activation: str, extra: Sequence[str] = ()) -> frozenset[str]:
+    """Labels that never fire: ``_…`` labels (``_silence_``, ``_unknown_``, ``_background_``),
+    the negative class (label 0) of a binary sigmoid model, and ``extra`` (a bundle's own
+    ``detector.ignore`` list, a user's ``[detector] ignore``)."""
+    ignore = {x for x in labels if x.startswith("_")} | set(extra)
+    if activation == "sigmoid" and len(labels) == 2:
+        ignore.add(labels[0])
+    return frozenset(ignore)
+
+
+def bundle_policy(
+    labels: Sequence[str],
+    activation: str,
+    thresholds: dict[str, float],
+    ignore: Sequence[str] = (),
+    threshold_offset: float = 0.0,
+    average_window_ms: int = DEFAULT_AVERAGE_WINDOW_MS,
+    min_count: int = DEFAULT_MIN_COUNT,
+    suppression_ms: int = DEFAULT_SUPPRESSION_MS,
+) -> DetectorConfig:
+    """The detector for a model: its thresholds (default 0.5, plus ``threshold_offset``,
+    clipped to 0..1), :func:`never_fire`'s labels ignored, and the timing rules.
+
+    The daemon (``daemon.streaming.detector_config``) and the firmware (``earshot-train
+    compile`` emits :func:`device_policy` of this into the generated C) both get their detector
+    from here. ValueError names an ``ignore`` entry that is not a label.
+    """
+    labels = tuple(labels)
+    unknown = [x for x in ignore if x not in labels]
+    if unknown:
+        raise ValueError(f"ignore names unknown label(s) {', '.join(unknown)} (labels: "
+                         f"{', '.join(labels)})")
+    thr = tuple(min(1.0, max(0.0, thresholds.get(x, 0.5) + threshold_offset)) for x in labels)
+    return DetectorConfig(
+        labels=labels, thresholds=thr, average_window_ms=average_window_ms, min_count=min_count,
+        suppression_ms=suppression_ms, ignore=never_fire(labels, activation, ignore),
+    )  # fmt: skip
+
+
+def bundle_ignore(manifest: dict) -> list[str]:  # type: ignore[type-arg]
+    """A bundle's own list of labels that never fire (manifest ``detector.ignore``; optional)."""
+    return list((manifest.get("detector") or {}).get("ignore") or [])
+
+
+def threshold_level(threshold: float) -> int:
+    """A threshold as the firmware's level: the smallest multiple of 1/256 at or above it (so
+    the device never fires below the bundle's threshold)."""
+    return min(LEVEL_ONE, max(0, math.ceil(threshold * LEVEL_ONE - 1e-9)))
+
+
+def device_policy(cfg: DetectorConfig) -> DetectorConfig:
+    """``cfg`` as the firmware runs it: thresholds rounded up to levels of 1/256. On scores
+    that are levels (every int8 model's), the Python detector with this config and
+    ``es_detector.c`` with the emitted ``es_model_policy`` make the same detections."""
+    thr = tuple(threshold_level(t) / LEVEL_ONE for t in cfg.thresholds)
+    return DetectorConfig(
+        labels=cfg.labels, thresholds=thr, average_window_ms=cfg.average_window_ms,
+        min_count=cfg.min_count, suppression_ms=cfg.suppression_ms, ignore=cfg.ignore,
+        max_history=cfg.max_history,
+    )  # fmt: skip

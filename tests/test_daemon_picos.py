@@ -63,7 +63,7 @@ def board_wav(path: Path, tone: tuple[float, float], seed: int) -> Path:
 def start_board(sim: Path, link: Path, wav: Path, board_id: str) -> subprocess.Popen:
     proc = subprocess.Popen(
         [str(sim), "--pty", str(link), "--id", board_id, "--speed", "1", "--loop",
-         "--ignore", "0", str(wav)],
+         str(wav)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     deadline = time.monotonic() + 10

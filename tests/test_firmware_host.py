@@ -160,6 +160,11 @@ const EsModelInfo es_model_info = {
     .input_shift = 1, .output_scale = 1.0f / 256.0f, .output_zero_point = -128,
     .sha256 = "", .arena_bytes = 0,
 };
+static const uint16_t THRESHOLDS[] = {128u, 128u, 128u};
+const EsModelPolicy es_model_policy = {
+    .thresholds = THRESHOLDS, .ignore_mask = 0u, .average_window_ms = 1000u, .min_count = 3u,
+    .suppression_ms = 1500u, .max_history = 32u,
+};
 /* always label "c" with certainty */
 EsStatus es_model_invoke(const int8_t *input, int8_t *output)
 {
@@ -199,7 +204,8 @@ def test_compiled_keyword_model_runs_as_the_interpreters_say(rp2040_bundle, synt
 
     For every block: the int8 input equals daemon.inference's (q15_to_int8 with the manifest's
     quantisation) and the scores equal the tflite-micro interpreter's on that input; the
-    detections equal the Python detector's on those scores.
+    detections equal the Python detector's on those scores, with the policy the daemon computes
+    for the bundle (earshot.detector.device_policy of daemon.streaming.detector_config).
     """
     from tflite_micro.python.tflite_micro import runtime
 
@@ -223,12 +229,16 @@ def test_compiled_keyword_model_runs_as_the_interpreters_say(rp2040_bundle, synt
     wav = tmp_path / "keywords.wav"
     wavio.write_wav(wav, pcm)
     trace, last_input = tmp_path / "trace.txt", tmp_path / "input.bin"
-    proc2 = fb.run_host(host, "--threshold", "128", "--trace", str(trace), "--input",
-                        str(last_input), str(wav), timeout=300)
+    proc2 = fb.run_host(host, "--trace", str(trace), "--input", str(last_input), str(wav),
+                        timeout=300)  # the detector: the policy compiled into the model
     assert proc2.returncode == 0, proc2.stderr.decode()
 
     tflm = runtime.Interpreter.from_file(str(clf.bundle.model_path))
-    det = Detector(DetectorConfig(labels=tuple(labels), thresholds=(0.5,) * len(labels)))
+    from daemon.config import DetectorSettings
+    from daemon.streaming import detector_config
+    from earshot.detector import device_policy
+
+    det = Detector(device_policy(detector_config(clf.bundle, DetectorSettings())))  # the daemon's
     blocks = len(pcm) // BLOCK
     padded = np.concatenate([np.zeros(CLIP, np.int16), pcm[: blocks * BLOCK]])
     c_levels = np.loadtxt(trace, dtype=np.int64, ndmin=2)

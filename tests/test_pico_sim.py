@@ -60,11 +60,12 @@ def run_sim(bins, args: list[str], stdin: bytes = b"") -> list[str]:
 class Sim:
     """pico_sim on its own pty, reachable at ``link``."""
 
-    def __init__(self, bins, link: Path, wav: Path, board_id: str, speed: float = 4.0) -> None:
+    def __init__(self, bins, link: Path, wav: Path, board_id: str, speed: float = 4.0,
+                 extra: tuple[str, ...] = ()) -> None:  # fmt: skip
         self.link = link
         self.proc = subprocess.Popen(
             [str(bins["pico_sim"]), "--pty", str(link), "--id", board_id, "--speed", str(speed),
-             "--loop", "--ignore", "0", str(wav)],
+             "--loop", *extra, str(wav)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         wait_for(lambda: link.exists() or self.proc.poll() is not None, 10, f"{link}")
@@ -88,7 +89,7 @@ def wait_for(cond, timeout: float, what: str) -> None:
 
 
 def test_stdout_speaks_the_protocol_and_detects_what_es_host_detects(bins, wavs) -> None:
-    lines = run_sim(bins, ["--ignore", "0", "--status-ms", "1000", str(wavs["tone"])])
+    lines = run_sim(bins, ["--status-ms", "1000", str(wavs["tone"])])
     msgs = [P.parse_line(x) for x in lines]  # every line is valid protocol
     hello = msgs[0]
     assert isinstance(hello, P.Hello)
@@ -97,7 +98,7 @@ def test_stdout_speaks_the_protocol_and_detects_what_es_host_detects(bins, wavs)
     assert len(scores) == 4 * 16000 // 512 and all(len(s.q) == 2 for s in scores)
     assert [s.t for s in scores] == [32 * (i + 1) for i in range(len(scores))]
     dets = [m for m in msgs if isinstance(m, P.Det)]
-    host = subprocess.run([str(bins["es_host"]), "--ignore", "0", str(wavs["tone"])],
+    host = subprocess.run([str(bins["es_host"]), str(wavs["tone"])],
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert host.returncode == 0, host.stderr
     expected = [(int(t), label) for t, label, _ in (x.split() for x in host.stdout.splitlines())]
@@ -184,3 +185,23 @@ def test_recording_from_a_sims_raw_mode_gives_wavs_the_trainer_loads(bins, wavs,
     assert len(tone_files) == 2
     audio = read_wav(tone_files[0])
     assert len(audio) == 16000 and np.max(np.abs(audio)) > 0.4  # the recorded tone, not silence
+
+
+def test_a_sim_that_hangs_is_reported_down_by_the_host(bins, wavs, tmp_path) -> None:
+    """pico_sim --silent-after: the board's application stops talking (a hung board) while its
+    port stays open; the host, which saw its STATUS every 200 ms, reports it down."""
+    sim = Sim(bins, tmp_path / "ttyACM-hung", wavs["noise"], "E66058388B4AF00D", speed=1.0,
+              extra=("--status-ms", "200", "--silent-after", "1500"))  # fmt: skip
+    settings = S.HostSettings(ports=(str(sim.link),), status_period_s=0.2, silent_periods=3)
+    host = S.SerialHost(settings, lambda port, msg: None)
+    host.start()
+    try:
+        link = host.links[str(sim.link)]
+        wait_for(lambda: link.stats.last_status is not None, 10, "a STATUS")
+        assert link.stats.up
+        wait_for(lambda: link.stats.silent, 10, "the hung board to be reported down")
+        assert link.stats.connected and not link.stats.up and link.stats.downs == 1
+        assert link.stats.last_status.t <= 1500
+    finally:
+        host.stop()
+        sim.stop()

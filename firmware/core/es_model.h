@@ -44,6 +44,23 @@ typedef struct {
 extern const EsModelInfo es_model_info;
 
 /*
+ * The detector policy the model was compiled with (`earshot-train compile` emits it from the
+ * bundle through earshot.detector.bundle_policy and device_policy, the daemon's detector
+ * function): per-label thresholds in levels of 1/256, the labels that never fire, the timing
+ * rules. es_app_detector_config (es_app.h) turns it into an EsDetectorConfig.
+ */
+typedef struct {
+    const uint16_t *thresholds; /* n_labels threshold levels, 0..256 */
+    uint32_t ignore_mask;       /* bit i set: label i never fires */
+    uint32_t average_window_ms; /* averaging window (ms) */
+    uint16_t min_count;         /* results needed in the window */
+    uint32_t suppression_ms;    /* refractory time after a detection (ms) */
+    uint16_t max_history;       /* remembered results */
+} EsModelPolicy;
+
+extern const EsModelPolicy es_model_policy;
+
+/*
  * Run the model once. input: input_frames*input_bins int8 (not modified); output: n_outputs
  * int8. Returns ES_ERR_ARG for NULL pointers, else ES_OK. Not reentrant (one static arena).
  */

@@ -25,11 +25,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "es_app.h"
 #include "es_common.h"
 #include "es_detector.h"
 #include "es_frontend.h"
 #include "es_model.h"
 #include "es_pipeline.h"
+
+#define HOST_MAX_COMMANDS 16
+#define ES_HOST_TICK_US 1000u /* the fake clock: each reading is 1 ms after the previous one */
 
 typedef struct {
     const char *wav;          /* input WAV path */
@@ -39,10 +43,23 @@ typedef struct {
     const char *trace;        /* --trace output, or NULL */
     bool scores;              /* --scores replay mode */
     const char *quantize;     /* --quantize M,S,Z, or NULL */
-    EsDetectorConfig det;     /* detector settings */
+    uint32_t status_ms;       /* --lines: device time between STATUS lines */
+    const char *lines;        /* --lines output (the application's serial lines), or NULL */
+    EsDetectorConfig det;     /* detector settings (default: the compiled policy) */
+    uint32_t cmd_block[HOST_MAX_COMMANDS];  /* --command: before this block ... */
+    const char *cmd_text[HOST_MAX_COMMANDS]; /* ... these bytes arrive, plus a newline */
+    int n_cmds;
 } HostArgs;
 
-static EsPipeline g_pipe;          /* ~22.5 KB: static, as on the device */
+/* The application's port in es_host: lines to a file, commands at given blocks, a fake clock. */
+typedef struct {
+    FILE *out;              /* --lines file, or NULL: lines go nowhere */
+    const char *pending;    /* command bytes not yet read */
+    bool newline_due;       /* the newline after pending */
+    uint32_t clock_us;      /* advances ES_HOST_TICK_US per reading */
+} HostPort;
+
+static EsApp g_app;                /* the device application (~23 KB): static, as on the device */
 static EsSpectrogram g_spec;       /* rolling int16 spectrogram (--features) */
 static EsSpectrogram g_scratch;    /* from-scratch spectrogram (--scratch) */
 static EsFrontEnd g_scratch_fe;    /* a second front end for --scratch */
@@ -62,7 +79,12 @@ static void usage(FILE *f)
             "  --min-count N        results needed in the window (default 3)\n"
             "  --suppression-ms MS  refractory time after a detection (ms, default 1500)\n"
             "  --max-history N      remembered results, 1..32 (default 32)\n"
-            "  --ignore I,I,..      label indices that never fire (default none)\n"
+            "  --ignore I,I,..      label indices that never fire (replaces the policy's)\n"
+            "  --lines OUT          write the device application's serial lines to OUT ('-':\n"
+            "                       stdout); its clock is fake: +1 ms per reading\n"
+            "  --command B:LINE     the command LINE arrives before block B (repeatable)\n"
+            "  --status-ms MS       --lines: device time between STATUS lines (default 5000)\n"
+            "Detector defaults: the policy compiled into the model (es_model_policy).\n"
             "  --features OUT       write the final int16 spectrogram (124x129 LE) to OUT\n"
             "  --scratch OUT        same, computed from scratch on the last 16000 samples\n"
             "  --input OUT          write the final int8 model input (124x129) to OUT\n"
@@ -104,17 +126,66 @@ static int parse_list(const char *s, uint32_t max, uint32_t *vals, int cap)
     return n;
 }
 
+static bool add_command(HostArgs *a, const char *val)
+{
+    char *end = NULL;
+    unsigned long b = strtoul(val, &end, 10);
+    if (a->n_cmds >= HOST_MAX_COMMANDS || end == val || *end != ':' || b > UINT32_MAX) {
+        return false;
+    }
+    a->cmd_block[a->n_cmds] = (uint32_t)b;
+    a->cmd_text[a->n_cmds] = end + 1;
+    a->n_cmds++;
+    return true;
+}
+
+static bool host_write(void *ctx, const char *line, size_t len)
+{
+    HostPort *p = ctx;
+    return p->out == NULL || fwrite(line, 1, len, p->out) == len;
+}
+
+static int host_read(void *ctx)
+{
+    HostPort *p = ctx;
+    if (p->pending != NULL && *p->pending != '\0') {
+        return (unsigned char)*p->pending++;
+    }
+    if (p->newline_due) {
+        p->newline_due = false;
+        return '\n';
+    }
+    return -1;
+}
+
+static uint32_t host_now_us(void *ctx)
+{
+    HostPort *p = ctx;
+    p->clock_us += ES_HOST_TICK_US;
+    return p->clock_us;
+}
+
+/* Commands due before block b (0-based) become the port's pending bytes, then get answered. */
+static void deliver_commands(const HostArgs *a, HostPort *port, uint32_t b)
+{
+    for (int k = 0; k < a->n_cmds; k++) {
+        if (a->cmd_block[k] == b) {
+            port->pending = a->cmd_text[k];
+            port->newline_due = true;
+            es_app_poll(&g_app);
+        }
+    }
+}
+
 static bool parse_args(int argc, char **argv, HostArgs *a)
 {
     uint32_t v = 0;
     uint32_t list[ES_DETECTOR_MAX_LABELS];
-    uint32_t thr_all = 179;
+    uint32_t thr_all = UINT32_MAX; /* not given: the compiled policy's thresholds */
     int n_thr = 0;
     memset(a, 0, sizeof *a);
-    a->det.average_window_ms = 1000;
-    a->det.min_count = 3;
-    a->det.suppression_ms = 1500;
-    a->det.max_history = ES_DETECTOR_MAX_HISTORY;
+    (void)es_app_detector_config(&a->det); /* the model's compiled policy, as on a board */
+    a->status_ms = 5000u;
     for (int i = 1; i < argc; i++) {
         const char *opt = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -147,7 +218,18 @@ static bool parse_args(int argc, char **argv, HostArgs *a)
             a->det.suppression_ms = v;
         } else if (strcmp(opt, "--max-history") == 0 && parse_u32(val, UINT16_MAX, &v)) {
             a->det.max_history = (uint16_t)v;
+        } else if (strcmp(opt, "--status-ms") == 0 && parse_u32(val, UINT32_MAX, &v) && v > 0) {
+            a->status_ms = v;
+        } else if (strcmp(opt, "--lines") == 0) {
+            a->lines = val;
+        } else if (strcmp(opt, "--command") == 0) {
+            if (!add_command(a, val)) {
+                fprintf(stderr, "es_host: --command wants BLOCK:LINE (at most %d), got '%s'\n",
+                        HOST_MAX_COMMANDS, val);
+                return false;
+            }
         } else if (strcmp(opt, "--ignore") == 0) {
+            a->det.ignore_mask = 0;
             int n = parse_list(val, ES_DETECTOR_MAX_LABELS - 1, list, ES_DETECTOR_MAX_LABELS);
             if (n < 0) {
                 fprintf(stderr, "es_host: --ignore wants label indices, got '%s'\n", val);
@@ -182,11 +264,11 @@ static bool parse_args(int argc, char **argv, HostArgs *a)
         }
     }
     a->det.n_labels = es_model_info.n_labels;
-    if (n_thr == 0) {
+    if (n_thr == 0 && thr_all != UINT32_MAX) {
         for (uint16_t k = 0; k < ES_DETECTOR_MAX_LABELS; k++) {
             a->det.thresholds[k] = (uint16_t)thr_all;
         }
-    } else if (n_thr != es_model_info.n_labels) {
+    } else if (n_thr != 0 && n_thr != es_model_info.n_labels) {
         fprintf(stderr, "es_host: --thresholds has %d values, the model has %u labels\n", n_thr,
                 (unsigned)es_model_info.n_labels);
         return false;
@@ -347,7 +429,7 @@ static int dump_outputs(const HostArgs *a)
         rc |= write_spectrogram(a->scratch, &g_scratch);
     }
     if (a->input != NULL) {
-        rc |= write_out(a->input, g_pipe.input, sizeof g_pipe.input);
+        rc |= write_out(a->input, g_app.pipe.input, sizeof g_app.pipe.input);
     }
     return rc;
 }
@@ -360,17 +442,30 @@ static int run_wav(const HostArgs *a)
         return 1;
     }
     uint32_t left = 0;
+    HostPort hp = {0};
+    EsPort port = {.ctx = &hp, .write_line = host_write, .read_byte = host_read,
+                   .now_us = host_now_us, .led = NULL};
+    EsAppConfig cfg = {.board = "host", .id = {0, 0, 0, 0, 0, 0, 0, 1},
+                       .status_ms = a->status_ms};
     EsStatus st = open_wav(a->wav, f, &left);
     if (st == ES_OK) {
-        st = es_pipeline_init(&g_pipe, &a->det);
+        st = es_app_init(&g_app, &port, &cfg, &a->det);
         if (st != ES_OK) {
             fprintf(stderr, "es_host: pipeline init failed: %s\n", es_status_str(st));
+        }
+    }
+    if (st == ES_OK && a->lines != NULL) {
+        hp.out = strcmp(a->lines, "-") == 0 ? stdout : fopen(a->lines, "w");
+        if (hp.out == NULL) {
+            fprintf(stderr, "es_host: cannot write %s: %s\n", a->lines, strerror(errno));
+            st = ES_ERR_IO;
         }
     }
     if (st != ES_OK) {
         fclose(f);
         return 1;
     }
+    es_app_hello(&g_app);
     FILE *trace = NULL;
     if (a->trace != NULL) {
         trace = strcmp(a->trace, "-") == 0 ? stdout : fopen(a->trace, "w");
@@ -382,18 +477,24 @@ static int run_wav(const HostArgs *a)
     }
     es_spectrogram_clear(&g_spec);
     int16_t block[ES_BLOCK];
+    uint32_t b = 0;
     while (st == ES_OK && read_block(f, &left, block) == ES_BLOCK) {
-        const uint32_t t_ms = (g_pipe.blocks + 1U) * (ES_BLOCK * 1000U / ES_SAMPLE_RATE);
-        EsDetection det;
-        bool fired = false;
-        st = es_pipeline_push_block(&g_pipe, block, t_ms, &det, &fired);
-        es_spectrogram_push(&g_spec, (const int16_t(*)[ES_BINS])g_pipe.frames,
+        deliver_commands(a, &hp, b++);
+        const bool detecting = g_app.mode == ES_MODE_DETECT;
+        st = es_app_block(&g_app, block, 0u);
+        const uint32_t t_ms = g_app.t_ms;
+        const EsDetection det = g_app.det;
+        const bool fired = g_app.fired;
+        if (!detecting) {
+            continue; /* raw mode: no model ran */
+        }
+        es_spectrogram_push(&g_spec, (const int16_t(*)[ES_BINS])g_app.pipe.frames,
                             ES_FRAMES_PER_BLOCK);
         remember(block);
         if (st == ES_OK && trace != NULL) {
             fprintf(trace, "%u", (unsigned)t_ms);
             for (uint16_t i = 0; i < es_model_info.n_labels; i++) {
-                fprintf(trace, " %u", (unsigned)g_pipe.levels[i]);
+                fprintf(trace, " %u", (unsigned)g_app.pipe.levels[i]);
             }
             fputc('\n', trace);
         }
@@ -404,6 +505,10 @@ static int run_wav(const HostArgs *a)
     }
     const bool io_error = ferror(f) != 0;
     fclose(f);
+    if (hp.out != NULL && (fflush(hp.out) != 0 || (hp.out != stdout && fclose(hp.out) != 0))) {
+        fprintf(stderr, "es_host: writing %s failed\n", a->lines);
+        return 1;
+    }
     if (trace != NULL && trace != stdout && fclose(trace) != 0) {
         fprintf(stderr, "es_host: writing %s failed\n", a->trace);
         return 1;
@@ -416,7 +521,7 @@ static int run_wav(const HostArgs *a)
         fprintf(stderr, "es_host: %s: block loop failed: %s\n", a->wav, es_status_str(st));
         return 1;
     }
-    fprintf(stderr, "es_host: %s: %u blocks\n", a->wav, (unsigned)g_pipe.blocks);
+    fprintf(stderr, "es_host: %s: %u blocks\n", a->wav, (unsigned)g_app.pipe.blocks);
     return dump_outputs(a);
 }
 

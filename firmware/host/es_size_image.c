@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "es_app.h"
 #include "es_pipeline.h"
 
 EsPipeline es_image_pipeline;            /* the loop's state (static RAM) */
@@ -27,18 +28,8 @@ uint32_t es_image_run(uint32_t t_ms)
 
 int main(void)
 {
-    static const EsDetectorConfig cfg = {
-        .n_labels = 0, /* set below from the model */
-        .average_window_ms = 1000,
-        .min_count = 3,
-        .suppression_ms = 1500,
-        .max_history = ES_DETECTOR_MAX_HISTORY,
-    };
-    EsDetectorConfig c = cfg;
-    c.n_labels = es_model_info.n_labels;
-    for (uint16_t i = 0; i < ES_DETECTOR_MAX_LABELS; i++) {
-        c.thresholds[i] = 179;
-    }
+    EsDetectorConfig c;
+    (void)es_app_detector_config(&c); /* the model's compiled policy, as on a board */
     EsStatus st = es_pipeline_init(&es_image_pipeline, &c);
     if (st != ES_OK) {
         return (int)st;

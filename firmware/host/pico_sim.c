@@ -1,13 +1,11 @@
 /*
- * pico_sim.c — a Pico on a PC: the firmware's block loop and serial protocol, fed from a WAV.
+ * pico_sim.c — a Pico on a PC: the board's application (es_app) fed from a WAV.
  *
- * Speaks exactly what the board speaks over USB CDC (docs/serial-protocol.md): a HELLO at start,
- * then per 512-sample block (32 ms) a SCORES line and, when the detector fires, a DET line;
- * STATUS every --status-ms of device time; in raw mode two AUD frames per block instead. Commands
- * (ES1 CMD mode=raw|detect, ES1 CMD hello) are read from the same pty, or from stdin when the
- * output is stdout, and answered as the firmware answers them (es_cmd_reader_feed).
- * With --pty, lines that the pty cannot take (no host reading) are dropped and counted in
- * STATUS's dropped, as the board drops what USB cannot take.
+ * The device application is the board's own (firmware/core/es_app.c: commands, HELLO, SCORES,
+ * DET, STATUS, raw mode, the detector policy compiled into the model); this file is only its
+ * port: lines to a pty or stdout, command bytes from the same pty or stdin, the monotonic clock,
+ * and the WAV as the microphone. With --pty, lines that the pty cannot take (no host reading)
+ * are not sent, as the board drops what USB cannot take.
  *
  *   pico_sim [options] FILE.wav     FILE: 16 kHz mono 16-bit PCM, at most 120 s
  *   --pty LINK          make a pty and a symlink LINK to its slave (what a host opens, like
@@ -17,10 +15,8 @@
  *   --speed X           pace blocks at X times real time; 0 = as fast as possible (default: 1)
  *   --loop              start the WAV again at its end (device time keeps running)
  *   --status-ms MS      device time between STATUS lines (default: 5000)
- *   --threshold L       detector threshold for every label, levels of 1/256 (default: 179)
- *   --min-count N       results needed in the averaging window (default: 3)
- *   --suppression-ms MS refractory time after a detection (default: 1500)
- *   --ignore I,I,..     label indices that never fire (background classes; default: none)
+ *   --silent-after MS   stop sending (and reading) after MS of device time and keep running:
+ *                       a hung board, for tests of the host (default: never)
  *
  * Exit status: 0 at the end of the WAV, 1 bad input or I/O error (message names it), 2 usage.
  */
@@ -39,15 +35,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "es_app.h"
 #include "es_common.h"
-#include "es_detector.h"
-#include "es_model.h"
-#include "es_pipeline.h"
 #include "es_protocol.h"
 
-#define SIM_RATE 16000u
+#define SIM_RATE ES_APP_RATE
 #define SIM_MAX_SAMPLES (120u * SIM_RATE)
-#define SIM_FW "0.1.0"
 
 typedef struct {
     const char *wav;          /* input WAV */
@@ -57,31 +50,25 @@ typedef struct {
     double speed;             /* x real time, 0 = unpaced */
     bool loop;                /* rewind at the end */
     uint32_t status_ms;       /* device time between STATUS lines */
-    EsDetectorConfig det;     /* detector settings */
+    uint32_t silent_after_ms; /* device time after which the board hangs (0: never) */
 } SimArgs;
 
 typedef struct {
     int out_fd;               /* where lines go */
     int in_fd;                /* where commands come from */
     bool drop_when_full;      /* a pty: drop lines nobody reads instead of blocking */
-    uint32_t dropped;         /* lines dropped */
-    EsMode mode;              /* current mode */
-    uint32_t seq;             /* next AUD frame number */
-    uint32_t worst_us;        /* worst block time since the last STATUS */
-    uint64_t busy_us;         /* block time since the last STATUS */
-    uint32_t last_status_ms;  /* device time of the last STATUS */
-    EsCmdReader cmd;          /* command line assembler */
+    bool hung;                /* --silent-after reached: nothing in, nothing out */
+    bool failed;              /* a write failed (not a full pty): stop */
 } Sim;
 
 static int16_t g_audio[SIM_MAX_SAMPLES]; /* the whole WAV */
-static EsPipeline g_pipe;                /* ~19 KB, static as on the device */
-static char g_line[ES_PROTO_MAX_LINE + 1];
+static EsApp g_app;                      /* ~23 KB, static as on the device */
 
 static void usage(void)
 {
     fprintf(stderr, "usage: pico_sim [--pty LINK] [--board NAME] [--id HEX16] [--speed X] [--loop]\n"
-                    "                [--status-ms MS] [--threshold L] [--min-count N]\n"
-                    "                [--suppression-ms MS] [--ignore I,I,..] FILE.wav\n");
+                    "                [--status-ms MS] [--silent-after MS] FILE.wav\n"
+                    "The detector is the model's compiled policy (es_model_policy), as on a board.\n");
 }
 
 static bool parse_u32(const char *s, uint32_t max, uint32_t *out)
@@ -111,25 +98,6 @@ static bool parse_id(const char *s, uint8_t id[ES_PROTO_ID_BYTES])
     return true;
 }
 
-/* "0,2": label indices that never fire, as a bit mask */
-static bool parse_ignore(const char *s, uint32_t *mask)
-{
-    char buf[128];
-    if (strlen(s) >= sizeof buf) {
-        return false;
-    }
-    strcpy(buf, s);
-    *mask = 0;
-    for (char *tok = strtok(buf, ","); tok != NULL; tok = strtok(NULL, ",")) {
-        uint32_t i = 0;
-        if (!parse_u32(tok, ES_DETECTOR_MAX_LABELS - 1u, &i)) {
-            return false;
-        }
-        *mask |= 1u << i;
-    }
-    return true;
-}
-
 static bool parse_option(SimArgs *a, const char *opt, const char *val)
 {
     uint32_t v = 0;
@@ -145,16 +113,8 @@ static bool parse_option(SimArgs *a, const char *opt, const char *val)
         return end != val && *end == '\0' && a->speed >= 0.0;
     } else if (strcmp(opt, "--status-ms") == 0 && parse_u32(val, 3600000u, &v) && v > 0u) {
         a->status_ms = v;
-    } else if (strcmp(opt, "--threshold") == 0 && parse_u32(val, ES_LEVEL_ONE, &v)) {
-        for (int i = 0; i < ES_DETECTOR_MAX_LABELS; i++) {
-            a->det.thresholds[i] = (uint16_t)v;
-        }
-    } else if (strcmp(opt, "--ignore") == 0) {
-        return parse_ignore(val, &a->det.ignore_mask);
-    } else if (strcmp(opt, "--min-count") == 0 && parse_u32(val, ES_DETECTOR_MAX_HISTORY, &v)) {
-        a->det.min_count = (uint16_t)v;
-    } else if (strcmp(opt, "--suppression-ms") == 0 && parse_u32(val, 3600000u, &v)) {
-        a->det.suppression_ms = v;
+    } else if (strcmp(opt, "--silent-after") == 0 && parse_u32(val, 0xFFFFFFFFu, &v) && v > 0u) {
+        a->silent_after_ms = v;
     } else {
         return false;
     }
@@ -165,12 +125,6 @@ static bool parse_args(int argc, char **argv, SimArgs *a)
 {
     *a = (SimArgs){.board = "host", .id = {0, 0, 0, 0, 0, 0, 0, 1}, .speed = 1.0,
                    .status_ms = 5000u};
-    a->det = (EsDetectorConfig){.n_labels = es_model_info.n_labels, .average_window_ms = 1000u,
-                                .min_count = 3u, .suppression_ms = 1500u,
-                                .max_history = ES_DETECTOR_MAX_HISTORY};
-    for (int i = 0; i < ES_DETECTOR_MAX_LABELS; i++) {
-        a->det.thresholds[i] = 179u; /* 0.7 */
-    }
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--loop") == 0) {
             a->loop = true;
@@ -237,27 +191,28 @@ static size_t load_wav(const char *path)
     return n;
 }
 
-static bool send_line(Sim *s, EsStatus st)
+/* EsPort.write_line: the whole line, or (a full pty) none of it */
+static bool port_write(void *ctx, const char *line, size_t len)
 {
-    if (st != ES_OK) {
-        fprintf(stderr, "pico_sim: formatting a line failed: %s\n", es_status_str(st));
+    Sim *s = ctx;
+    size_t done = 0;
+    if (s->hung || s->failed) {
         return false;
     }
-    size_t len = strlen(g_line), done = 0;
     if (s->drop_when_full) {
         struct pollfd p = {.fd = s->out_fd, .events = POLLOUT};
         if (poll(&p, 1, 0) <= 0 || (p.revents & POLLOUT) == 0) {
-            s->dropped++;
-            return true;
+            return false;
         }
     }
     while (done < len) {
-        ssize_t w = write(s->out_fd, g_line + done, len - done);
+        ssize_t w = write(s->out_fd, line + done, len - done);
         if (w < 0 && (errno == EINTR || errno == EAGAIN)) {
             continue; /* the rest of a started line: finish it, never tear it */
         }
         if (w <= 0) {
             fprintf(stderr, "pico_sim: write failed: %s\n", strerror(errno));
+            s->failed = true;
             return false;
         }
         done += (size_t)w;
@@ -265,55 +220,16 @@ static bool send_line(Sim *s, EsStatus st)
     return true;
 }
 
-static bool send_hello(Sim *s, const SimArgs *a)
+/* EsPort.read_byte: one waiting command byte, never blocking */
+static int port_read(void *ctx)
 {
-    EsHello h = {.fw = SIM_FW, .board = a->board, .model_sha256 = es_model_info.sha256,
-                 .labels = es_model_info.labels, .n_labels = es_model_info.n_labels,
-                 .rate = SIM_RATE, .mode = s->mode};
-    memcpy(h.id, a->id, sizeof h.id);
-    size_t len = 0;
-    return send_line(s, es_proto_hello(&h, g_line, sizeof g_line, &len));
-}
-
-static bool handle_command(Sim *s, const SimArgs *a, const EsCommand *c)
-{
-    size_t len = 0;
-    switch (c->kind) {
-    case ES_CMD_HELLO:
-        return send_hello(s, a);
-    case ES_CMD_MODE:
-        s->mode = c->mode;
-        s->seq = 0;
-        return send_line(s, es_proto_ok(s->mode, g_line, sizeof g_line, &len)) && send_hello(s, a);
-    case ES_CMD_BAD:
-        return send_line(s, es_proto_err("bad_cmd", "unknown command", g_line, sizeof g_line, &len));
-    case ES_CMD_TOO_LONG:
-        return send_line(s, es_proto_err("too_long", "command line too long", g_line,
-                                         sizeof g_line, &len));
-    case ES_CMD_NONE:
-    default:
-        return true;
-    }
-}
-
-/* Read whatever command bytes are waiting, without blocking. */
-static bool poll_commands(Sim *s, const SimArgs *a)
-{
+    Sim *s = ctx;
     struct pollfd p = {.fd = s->in_fd, .events = POLLIN};
-    char buf[128];
-    while (poll(&p, 1, 0) > 0 && (p.revents & POLLIN) != 0) {
-        ssize_t n = read(s->in_fd, buf, sizeof buf);
-        if (n <= 0) {
-            return true; /* no host (stdin closed): keep running, as a board does */
-        }
-        for (ssize_t i = 0; i < n; i++) {
-            EsCommand c;
-            if (es_cmd_reader_feed(&s->cmd, buf[i], &c) != ES_OK || !handle_command(s, a, &c)) {
-                return false;
-            }
-        }
+    unsigned char c = 0;
+    if (s->hung || poll(&p, 1, 0) <= 0 || (p.revents & POLLIN) == 0) {
+        return -1;
     }
-    return true;
+    return read(s->in_fd, &c, 1) == 1 ? (int)c : -1; /* stdin closed: no host, keep running */
 }
 
 static uint64_t now_us(void)
@@ -323,55 +239,10 @@ static uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static bool detect_block(Sim *s, const int16_t *block, uint32_t t_ms)
+static uint32_t port_now_us(void *ctx)
 {
-    EsDetection d;
-    bool fired = false;
-    size_t len = 0;
-    EsStatus st = es_pipeline_push_block(&g_pipe, block, t_ms, &d, &fired);
-    if (st != ES_OK) {
-        return send_line(s, es_proto_err("model", es_status_str(st), g_line, sizeof g_line, &len));
-    }
-    if (!send_line(s, es_proto_scores(t_ms, g_pipe.levels, es_model_info.n_labels, g_line,
-                                      sizeof g_line, &len))) {
-        return false;
-    }
-    if (!fired) {
-        return true;
-    }
-    /* mean score in thousandths, rounded: level_sum / (256 * count) */
-    uint32_t den = (uint32_t)ES_LEVEL_ONE * d.count;
-    uint32_t milli = (uint32_t)(((uint64_t)d.level_sum * 1000u + den / 2u) / den);
-    return send_line(s, es_proto_det(t_ms, es_model_info.labels[d.index], milli > 1000u ? 1000u : milli,
-                                     g_line, sizeof g_line, &len));
-}
-
-static bool raw_block(Sim *s, const int16_t *block)
-{
-    size_t len = 0;
-    for (size_t off = 0; off < ES_BLOCK; off += ES_PROTO_AUDIO_MAX) {
-        if (!send_line(s, es_proto_audio(s->seq++, block + off, ES_PROTO_AUDIO_MAX, g_line,
-                                         sizeof g_line, &len))) {
-            return false;
-        }
-    }
-    return true;
-}
-
-static bool maybe_status(Sim *s, const SimArgs *a, uint32_t t_ms)
-{
-    if (t_ms - s->last_status_ms < a->status_ms) {
-        return true;
-    }
-    uint64_t period_us = (uint64_t)(t_ms - s->last_status_ms) * 1000u;
-    uint64_t cpu = s->busy_us * 100u / period_us;
-    EsHealth h = {.t_ms = t_ms, .loop_us = s->worst_us, .cpu = cpu > 100u ? 100u : (uint32_t)cpu,
-                  .dropped = s->dropped, .mode = s->mode};
-    s->last_status_ms = t_ms;
-    s->worst_us = 0;
-    s->busy_us = 0;
-    size_t len = 0;
-    return send_line(s, es_proto_health(&h, g_line, sizeof g_line, &len));
+    (void)ctx;
+    return (uint32_t)now_us();
 }
 
 static bool pace(const SimArgs *a, uint64_t start_us, uint32_t t_ms)
@@ -391,30 +262,25 @@ static bool pace(const SimArgs *a, uint64_t start_us, uint32_t t_ms)
 
 static int run(const SimArgs *a, Sim *s, size_t n)
 {
-    if (!send_hello(s, a)) {
-        return 1;
-    }
+    es_app_hello(&g_app);
     uint64_t start = now_us();
-    uint32_t t_ms = 0;
     size_t pos = 0;
-    for (;;) {
+    while (!s->failed) {
         if (pos + ES_BLOCK > n) {
             if (!a->loop) {
                 return 0;
             }
             pos = 0;
         }
-        t_ms += (uint32_t)(ES_BLOCK * 1000u / SIM_RATE);
-        uint64_t t0 = now_us();
-        bool ok = s->mode == ES_MODE_RAW ? raw_block(s, &g_audio[pos]) : detect_block(s, &g_audio[pos], t_ms);
-        uint64_t dt = now_us() - t0;
-        s->busy_us += dt;
-        s->worst_us = dt > s->worst_us ? (uint32_t)dt : s->worst_us;
-        pos += ES_BLOCK;
-        if (!ok || !maybe_status(s, a, t_ms) || !pace(a, start, t_ms) || !poll_commands(s, a)) {
-            return 1;
+        if (es_app_block(&g_app, &g_audio[pos], 0u) != ES_OK) {
+            return 1; /* ERR model was sent */
         }
+        pos += ES_BLOCK;
+        s->hung = a->silent_after_ms != 0u && g_app.t_ms >= a->silent_after_ms;
+        pace(a, start, g_app.t_ms);
+        es_app_poll(&g_app);
     }
+    return 1;
 }
 
 /*
@@ -458,13 +324,16 @@ int main(int argc, char **argv)
     if (n == 0) {
         return 1;
     }
-    EsStatus st = es_pipeline_init(&g_pipe, &a.det);
+    Sim s = {.out_fd = STDOUT_FILENO, .in_fd = STDIN_FILENO};
+    EsPort port = {.ctx = &s, .write_line = port_write, .read_byte = port_read,
+                   .now_us = port_now_us, .led = NULL};
+    EsAppConfig cfg = {.board = a.board, .status_ms = a.status_ms};
+    memcpy(cfg.id, a.id, sizeof cfg.id);
+    EsStatus st = es_app_init(&g_app, &port, &cfg, NULL);
     if (st != ES_OK) {
-        fprintf(stderr, "pico_sim: pipeline init failed: %s\n", es_status_str(st));
+        fprintf(stderr, "pico_sim: the model does not fit the pipeline: %s\n", es_status_str(st));
         return 1;
     }
-    Sim s = {.out_fd = STDOUT_FILENO, .in_fd = STDIN_FILENO, .mode = ES_MODE_DETECT};
-    es_cmd_reader_init(&s.cmd);
     int slave = -1;
     if (a.pty != NULL) {
         s.out_fd = open_pty(a.pty, &slave);

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from earshot.detector import DetectorConfig, threshold_level
+
 from .c_text import c_string, ident
 from .errors import CompileError
 from .lower import Lowered
@@ -37,6 +39,8 @@ class ModelInfo:
     name: str
     stream_rows: int
     streamed: dict[int, StreamStep]
+    policy: DetectorConfig
+    """The detector policy, as the device runs it (``earshot.detector.device_policy``)."""
 
 
 def validate_labels(labels: list[Any]) -> list[str]:
@@ -76,6 +80,7 @@ def header(prefix: str, stem: str, banner: str, info: ModelInfo) -> str:
     if prefix != "es":
         lines += [
             f"extern const EsModelInfo {ident(prefix + '_model_info')};",
+            f"extern const EsModelPolicy {ident(prefix + '_model_policy')};",
             f"EsStatus {ident(prefix + '_model_invoke')}(const int8_t *input, int8_t *output);",
             f"EsStatus {ident(prefix + '_model_invoke_stream')}"
             "(const int8_t *input, int8_t *output);",
@@ -83,6 +88,32 @@ def header(prefix: str, stem: str, banner: str, info: ModelInfo) -> str:
         ]
     lines += [f"#endif /* {guard} */", ""]
     return "\n".join(lines)
+
+
+def policy_lines(prefix: str, info: ModelInfo) -> list[str]:
+    """``<prefix>_model_policy``: the detector policy as C constants (es_model.h)."""
+    pol = info.policy
+    if len(pol.labels) > 32:
+        raise CompileError(f"the firmware detector takes at most 32 labels, the model has "
+                           f"{len(pol.labels)}")
+    mask = sum(1 << i for i, lab in enumerate(pol.labels) if lab in pol.ignore)
+    thr_id = ident(f"k_{prefix}_thresholds")
+    levels = [threshold_level(t) for t in pol.thresholds]
+    never = ", ".join(sorted(pol.ignore)) or "none"
+    return [
+        "/* detector policy (earshot.detector.bundle_policy -> device_policy); never fire: "
+        f"{never} */",
+        f"static const uint16_t {thr_id}[{len(levels)}] = {{{', '.join(f'{v}u' for v in levels)}}};",
+        f"const EsModelPolicy {ident(prefix + '_model_policy')} = {{",
+        f"    .thresholds = {thr_id},",
+        f"    .ignore_mask = 0x{mask:08x}u,",
+        f"    .average_window_ms = {pol.average_window_ms}u,",
+        f"    .min_count = {pol.min_count}u,",
+        f"    .suppression_ms = {pol.suppression_ms}u,",
+        f"    .max_history = {pol.max_history}u,",
+        "};",
+        "",
+    ]
 
 
 def _loc(t: int, graph: Graph, em: Lowered, offsets: dict[int, int]) -> str:
@@ -142,6 +173,7 @@ def source(
         f"    .streamed_ops = {len(info.streamed)}u,",
         "};",
         "",
+        *policy_lines(prefix, info),
         "/* stream: the input is the previous call's, moved up by .stream_rows rows (es_model.h) */",
         "static EsStatus run_schedule(const int8_t *input, int8_t *output, int stream)",
         "{",

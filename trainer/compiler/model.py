@@ -8,10 +8,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from earshot import bundle as bundle_mod
+from earshot.detector import DetectorConfig, bundle_ignore, bundle_policy, device_policy
 from earshot.quant import quantize_multiplier
 
 from . import emit_c, host
@@ -50,6 +52,19 @@ class CompiledModel:
     """Op index -> how es_model_invoke_stream reuses that op's rows (empty: nothing streams)."""
     stream_rows: int = 0
     """Input rows per es_model_invoke_stream step (0 when no op streams)."""
+    policy: DetectorConfig | None = None
+    """The detector policy emitted as ``<prefix>_model_policy`` (thresholds in levels)."""
+
+    @property
+    def policy_text(self) -> str:
+        """The emitted policy in one line (``earshot-train compile`` prints it)."""
+        p = self.policy
+        if p is None:
+            return "none"
+        thr = ", ".join(f"{x} {t:.4f}" for x, t in zip(p.labels, p.thresholds, strict=True))
+        return (f"thresholds {thr}; never fire: {', '.join(sorted(p.ignore)) or 'none'}; "
+                f"window {p.average_window_ms} ms, min count {p.min_count}, "
+                f"suppression {p.suppression_ms} ms")
 
     def build_host(self, folder: Path | None = None, sanitize: bool = True) -> host.HostModel:
         """gcc the model with the portable core into a shared library and load it: ``invoke``,
@@ -78,8 +93,13 @@ def compile_tflite(
     name: str | None = None,
     any_input: bool = False,
     stream_rows: int = STREAM_ROWS,
+    policy: DetectorConfig | None = None,
 ) -> CompiledModel:
     """Compile ``model_path`` into ``out_dir/<prefix>_model_data.{c,h}``.
+
+    ``policy`` is the detector the firmware runs (``<prefix>_model_policy``; default: the
+    default ``earshot.detector.bundle_policy`` of a softmax model with ``labels``), emitted as
+    ``earshot.detector.device_policy`` gives it (thresholds in levels of 1/256).
 
     ``stream_rows`` is the input shift es_model_invoke_stream is compiled for (0: none; see
     ``plan.plan_stream``). Ops that stream keep their output between calls, so the planner
@@ -136,7 +156,10 @@ def compile_tflite(
         name=name or model_path.stem,
         stream_rows=stream_rows,
         streamed=streamed,
+        policy=device_policy(policy or bundle_policy(labels, "softmax", {})),
     )
+    if tuple(info.policy.labels) != tuple(labels):
+        raise CompileError(f"policy labels {info.policy.labels} differ from the model's {labels}")
     h_path = out_dir / f"{stem}.h"
     c_path = out_dir / f"{stem}.c"
     h_path.write_text(emit_c.header(prefix, stem, banner, info))
@@ -164,6 +187,7 @@ def compile_tflite(
         n_outputs=outputs,
         streamed=streamed,
         stream_rows=stream_rows,
+        policy=info.policy,
     )
 
 
@@ -179,12 +203,32 @@ def _input_frames_bins(path: Path, shape: tuple[int, ...], any_input: bool) -> t
     return frames, total // frames
 
 
+def policy_of(b: bundle_mod.Bundle, **rules: Any) -> DetectorConfig:
+    """A bundle's detector policy (``earshot.detector.bundle_policy``): its thresholds, its
+    activation, its own ``detector.ignore`` plus ``rules['ignore']``, and the timing ``rules``
+    (``threshold_offset``, ``average_window_ms``, ``min_count``, ``suppression_ms``)."""
+    extra = list(rules.pop("ignore", ()))
+    try:
+        return bundle_policy(
+            b.labels, b.manifest["output"].get("activation", "softmax"), b.thresholds,
+            ignore=[*bundle_ignore(b.manifest), *extra], **rules,
+        )  # fmt: skip
+    except ValueError as e:
+        raise CompileError(f"bundle {b.path}: detector policy: {e}") from e
+
+
 def compile_bundle(
-    path: str | Path, out_dir: str | Path | None, prefix: str, stream_rows: int = STREAM_ROWS
+    path: str | Path,
+    out_dir: str | Path | None,
+    prefix: str,
+    stream_rows: int = STREAM_ROWS,
+    **rules: Any,
 ) -> CompiledModel:
-    """Compile a bundle's int8 model; ``out_dir`` defaults to ``<bundle>/c``."""
+    """Compile a bundle's int8 model and its detector policy (:func:`policy_of` with
+    ``rules``); ``out_dir`` defaults to ``<bundle>/c``."""
     b = bundle_mod.load_bundle(path)
     out = Path(out_dir) if out_dir is not None else b.path / "c"
     return compile_tflite(
-        b.model_path, out, b.labels, prefix, b.sha256, b.name, stream_rows=stream_rows
-    )
+        b.model_path, out, b.labels, prefix, b.sha256, b.name, stream_rows=stream_rows,
+        policy=policy_of(b, **rules),
+    )  # fmt: skip

@@ -35,6 +35,24 @@ const EsModelInfo es_model_info = {
     .arena_bytes = 0,
 };
 
+/*
+ * The stand-in's detector policy, what `earshot-train compile` would emit for it from
+ * earshot.detector.bundle_policy(["background", "tone"], "softmax", {"background": 0.7,
+ * "tone": 0.7},
+ * ignore=["background"], average_window_ms=1000, min_count=3): 0.7 rounds up to level 180
+ * (179.2 / 256).
+ * tests/test_firmware_app.py checks these numbers against that call.
+ */
+static const uint16_t THRESHOLDS[] = {180u, 180u};
+const EsModelPolicy es_model_policy = {
+    .thresholds = THRESHOLDS,
+    .ignore_mask = 0x1u, /* background never fires */
+    .average_window_ms = 1000u,
+    .min_count = 3u,
+    .suppression_ms = 1500u,
+    .max_history = 32u,
+};
+
 EsStatus es_model_invoke(const int8_t *input, int8_t *output)
 {
     if (input == 0 || output == 0) {
