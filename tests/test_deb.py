@@ -42,10 +42,12 @@ CMD_TIMEOUT_S = 600
 """Upper bound on any one command (debootstrap, a package build)."""
 ELF_MACHINES = {"amd64": 62, "arm64": 183}
 """ELF e_machine: EM_X86_64, EM_AARCH64."""
-# Libraries the package's binaries may load from the system: glibc, libgcc and libstdc++
-# (the manylinux set the wheels are built against), each covered by a Depends: entry.
+# Libraries the package's binaries may load from the system, each covered by a Depends: entry:
+# glibc, libgcc and libstdc++ (the manylinux set the wheels are built against), and zlib
+# (the aarch64 numpy wheel's libgfortran needs it).
 SYSTEM_LIBS = {"libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1",
-               "libstdc++.so.6", "libgcc_s.so.1", "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1"}
+               "libstdc++.so.6", "libgcc_s.so.1", "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1",
+               "libz.so.1"}
 # lintian findings we accept, each with its reason (docs/deploy.md lists them too).
 LINTIAN_ACCEPTED = {
     "no-manual-page",  # earshotd --help is the reference; no man page yet
@@ -58,6 +60,7 @@ LINTIAN_ACCEPTED = {
     "library-not-linked-against-libc",  # a few numpy/scipy extensions need no libc symbol
     "shared-library-lacks-prerequisites",  # ditto, test-only extension modules
     "unusual-interpreter",  # pyserial's modules start with "#!python"; they are imported
+    "script-not-executable",  # tqdm/completion.sh, a shell completion nothing here runs
     "embedded-library",  # zlib and friends inside numpy.libs/pillow.libs (manylinux wheels)
     # auditwheel's RPATH $ORIGIN/../<name>.libs: each wheel finds the libraries it carries
     "custom-library-search-path",
@@ -316,6 +319,9 @@ def test_arm64_package_carries_only_aarch64_binaries_and_wheels(tmp_path: Path) 
     assert (tmp_path / "x/usr/share/earshot/requirements.lock").read_text() == lock
     locked = {ln.split()[0] for ln in lock.splitlines() if ln and not ln.startswith("#")}
     assert installed_dists(site) - {f"earshot=={VERSION_1}"} == locked
+    # reproducible: the same commit and lock build the same bytes
+    again = build_deb(tmp_path / "again", VERSION_1, arch="arm64")
+    assert sha256_file(again) == sha256_file(deb), "two builds of one commit differ"
 
 
 def test_bad_model_folder_is_refused_by_name(tmp_path: Path) -> None:
