@@ -36,8 +36,9 @@ bench: setup
 	$(PY) bench/daemon.py
 	$(PY) bench/mcu_cycles.py
 
+# make deb: a package for this machine; make deb ARCH=arm64: for a Pi (docs/deploy.md).
 deb: setup
-	deploy/build-deb
+	deploy/build-deb $(if $(ARCH),--arch $(ARCH))
 
 clean:
 	rm -rf build out dist .pytest_cache

@@ -1,4 +1,4 @@
-"""Print the pinned requirements the .deb's postinst installs into /opt/earshot/venv.
+"""Print the pinned Pi runtime requirements that deploy/lock-requirements locks for the .deb.
 
 They are earshot's own dependencies plus its ``[pi]`` extra from pyproject.toml, minus what
 the package takes from Debian instead (see DEBIAN_PROVIDED) and what PyPI offers only as a
@@ -12,11 +12,11 @@ import sys
 
 import tomllib
 
-# PyPI name -> the Debian package the .deb Depends on instead (the venv sees it through
-# --system-site-packages). Both need C builds from source on PyPI.
+# PyPI name -> the Debian package the .deb Depends on instead (earshotd's python3 sees it in
+# /usr/lib/python3/dist-packages). Both need C builds from source on PyPI.
 DEBIAN_PROVIDED = {"pyaudio": "python3-pyaudio", "systemd-python": "python3-systemd"}
-# Source-only on PyPI, and needed only for q15 (RP2040) bundles on the Pi; docs/deploy.md
-# says how to add it by hand.
+# 1.10.3 is source-only on PyPI (1.10.2 has an aarch64 wheel but no x86-64 one), and only q15
+# (RP2040) bundles need it on the Pi; docs/deploy.md says how to add it by hand.
 SOURCE_ONLY = {"cmsisdsp"}
 
 
