@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 FLOORS = {
     # measured (bench/quality.py, docs/training.md "Held-out figures") -> asserted
     "clip_clean": 0.80,  # 0.909 on the test split (seed 0)
-    "clip_noisy_10db": 0.65,  # 0.78
+    "clip_noisy_10db": 0.60,  # 0.72
     "stream_recall": 0.50,  # 0.66
     "stream_fa_per_hour": 180.0,  # 87
 }
