@@ -183,12 +183,14 @@ def alarm_bundles(synth_root: Path, keyword_bundles: dict[str, Path]) -> dict[st
     """Smoke-alarm detectors (labels [background, smoke_alarm], one sigmoid output) per target,
     transfer-learned from the keyword bundles."""
     params = {"data": synth_root.name, "base": keyword_bundles["pi"].parent.name,
-              "epochs": ALARM_EPOCHS, "seed": 0, "augment_copies": ALARM_AUGMENT_COPIES}
+              "epochs": ALARM_EPOCHS, "seed": 0, "augment_copies": ALARM_AUGMENT_COPIES,
+              "labels": "background,smoke_alarm"}
 
     def make(tmp: Path) -> None:
         for target in ("pi", "rp2040"):
             run_cli(
                 "trainer", "train", str(synth_root / "alarm"), "--out", str(tmp),
+                "--labels", "background,smoke_alarm",  # a smoke detector, CO alarms unseen
                 "--transfer-from", str(keyword_bundles[target]), "--positive", "smoke_alarm",
                 "--epochs", str(ALARM_EPOCHS[target]), "--seed", "0",
                 "--augment-copies", str(ALARM_AUGMENT_COPIES),

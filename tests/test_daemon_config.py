@@ -66,7 +66,8 @@ def test_flags_override_the_file(tmp_path: Path):
      "config {p}: serial.ports (--serial-ports) must be a list of strings, got '/dev/ttyACM0'"),
     ("threads = 2\n", "config {p}: unknown key 'threads' at the top level (put it under [model])"),
     ("colour = 1\n", "config {p}: unknown key 'colour' at the top level (keys belong in a "
-     "table: [model], [source], [mic], [stream], [detector], [oled], [output], [serial])"),
+     "table: [model], [source], [mic], [stream], [detector], [oled], [output], [serial], [mqtt], "
+     "[clips])"),
     ('[source]\nkind = "none"\n[serial]\nenabled = true\nports = []\n',
      "config {p}: source.kind (--source-kind) 'none' needs serial.ports (--serial-ports), a "
      "port or 'auto': the list is empty, there would be nothing to listen to"),

@@ -51,12 +51,16 @@ NEGATIVES_MINUTES = 60.0
 
 
 def _split_files(root: Path, split: str) -> list[Path]:
+    """The split's files: from the set's list file, or (a folder-per-label set, such as the
+    synthetic alarm set) by the trainer's own split rule (``trainer.datasets``)."""
     lst = root / LISTS[split]
-    if not lst.is_file():
-        raise FileNotFoundError(
-            f"{lst}: not found; held-out streams need a synthetic set (earshot-train synth)"
-        )
-    return [root / line.strip() for line in lst.read_text().splitlines() if line.strip()]
+    if lst.is_file():
+        return [root / line.strip() for line in lst.read_text().splitlines() if line.strip()]
+    from .datasets import load_dataset
+    from .train import TEST_PERCENT, VAL_PERCENT
+
+    ds = load_dataset(root, val_percent=VAL_PERCENT, test_percent=TEST_PERCENT, progress=False)
+    return sorted({c.path for c in ds.clips if c.split == split})
 
 
 def event_clips(root: Path, labels: Sequence[str], split: str) -> list[tuple[str, Path]]:
