@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from daemon.cli import add_commands
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  earshot-train synth out/data            # built-in synthetic set\n"
             "  earshot-train train out/data/keywords --out out/bundles\n"
             "  earshot-train evaluate out/bundles/pi out/bundles/rp2040\n"
-            "  earshot-train make-streams out/data/alarm --labels smoke_alarm --out out/streams\n"
+            "  earshot-train heldout-streams out/data/keywords --labels yes,no --out out/streams\n"
             "  earshot-train evaluate-stream out/bundles/pi --streams out/streams\n"
             "  earshot-train compile out/bundles/rp2040"
         ),
@@ -46,9 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_tensorflow(debug: bool) -> None:
+    """TensorFlow's C++ start-up chatter (CPU instruction notes, XNNPACK, absl) stays out of
+    training logs unless ``--debug``; set before TensorFlow is first imported."""
+    if not debug:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    quiet_tensorflow(args.debug)
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",

@@ -210,16 +210,19 @@ def plot_confusion(cm: np.ndarray, labels: list[str], title: str, path: Path) ->
     import matplotlib
 
     matplotlib.use("Agg")
+    import textwrap
+
     import matplotlib.pyplot as plt
 
     n = len(labels)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * n, 0.8 + 0.6 * n), dpi=100)
+    side = max(4.0, 1.4 + 0.6 * n)  # a 2-class matrix is as readable as a 10-class one
+    fig, ax = plt.subplots(figsize=(side, side), dpi=120)
     ax.imshow(cm, cmap="Blues")
     ax.set_xticks(range(n), labels, rotation=45, ha="right")
     ax.set_yticks(range(n), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title, fontsize=9)
+    ax.set_title("\n".join(textwrap.wrap(title, 40)), fontsize=9)
     top = cm.max() if cm.size else 0
     for i in range(n):
         for j in range(n):
