@@ -711,7 +711,8 @@ def synth_alarm(
     recordings: bool = True,
 ) -> None:
     """Write the smoke-alarm set (folder per label) to ``out``; with ``recordings`` its
-    ``_background_noise_/`` also holds real music, speech and effects (training files)."""
+    ``_background_noise_/`` also holds real music, speech and effects, and ``background/`` as
+    many 1 s excerpts of them as a label has clips (training files)."""
     _fresh(out)
     voices = pick_voices(speakers, np.random.default_rng((seed, 3)), "train")
     jobs: list[tuple[Path, Callable[[], np.ndarray]]] = []
@@ -731,7 +732,30 @@ def synth_alarm(
     _background_folder(out, seed + 1)
     if recordings:
         _real_backgrounds(out, seed + 1)
+        _real_alarm_negatives(out, seed, round(ALARM_REAL_SHARE * per_label))
     _marker(out, seed, per_label, speakers)
+
+
+ALARM_REAL_SHARE = 1.0
+"""Real-recording negatives in the alarm set's ``background/``, per clip of a label: a smoke
+detector whose negatives were only synthetic fired 260 times an hour on held-out music and
+speech (docs/training.md)."""
+
+
+def _real_alarm_negatives(out: Path, seed: int, count: int) -> None:
+    """``count`` 1 s excerpts of training-split music, speech and effects in ``background/``,
+    named ``<recording>_<n>.wav`` so one recording is one group, never in two splits."""
+    from . import recordings
+
+    recs = recordings.require(["music", "speech", "effects"], "train")
+    rng = np.random.default_rng((seed, 12))
+    taken: Counter[str] = Counter()
+    for rec, audio in recordings.excerpts(recs, 1.0, float(count), rng, count):
+        stem = re.sub(r"[^A-Za-z0-9]", "", f"{rec.path.parent.name}{rec.path.stem}")[:40]
+        x = _place(audio * np.float32(_db(rng.uniform(-45, -8)) / max(_rms(audio), 1e-6)),
+                   rng, FS, 0.2)
+        write_wav(out / "background" / f"{stem}_{taken[stem]}.wav", np.clip(x, -1, 1))
+        taken[stem] += 1
 
 
 def _marker(
