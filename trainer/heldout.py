@@ -60,7 +60,7 @@ def _split_files(root: Path, split: str) -> list[Path]:
     from .train import TEST_PERCENT, VAL_PERCENT
 
     ds = load_dataset(root, val_percent=VAL_PERCENT, test_percent=TEST_PERCENT, progress=False)
-    return sorted({c.path for c in ds.clips if c.split == split})
+    return sorted({c.path for c in ds.clips if c.split == split and c.path is not None})
 
 
 def event_clips(root: Path, labels: Sequence[str], split: str) -> list[tuple[str, Path]]:

@@ -593,6 +593,7 @@ def synth_keywords(
     takes: Counter[tuple[str, str]] = Counter()
 
     def add(folder: str, i: int, job: Callable[[Voice], Callable[[], np.ndarray]]) -> None:
+        """Clip ``i`` of ``folder``: its split, its speaker, its path; ``job(voice)`` makes it."""
         split = _split_of_index(hash_index(folder) + i)
         pool = voices[split]
         voice = pool[(hash_index(folder) + i) % len(pool)]
@@ -607,13 +608,12 @@ def synth_keywords(
     for w, word, count, stream in entries:
         for i in range(count):
             rng = np.random.default_rng((seed, stream, w, i))
-            add(label_of(word), i, lambda v, word=word, rng=rng: functools.partial(
-                _keyword_clip, word, v, rng))  # fmt: skip
+            add(label_of(word), i, functools.partial(_word_job, word, rng))
     for i in range(household_count(fillers, filler_words)):
         # Non-speech sounds for _unknown_ too: a keyword model that never heard a beep calls
         # an alarm "yes" (seen in the streamed end-to-end test before this).
         rng = np.random.default_rng((seed, 6, i))
-        add(HOUSEHOLD_FOLDER, i, lambda v, rng=rng: functools.partial(_household_clip, rng))
+        add(HOUSEHOLD_FOLDER, i, functools.partial(_household_job, rng))
     if recordings and fillers:
         n = real_unknown_count(fillers, filler_words)
         _real_clips(out, seed, n, lists, OTHER_SPEECH_FOLDER, ["speech"], 8)
@@ -632,6 +632,14 @@ _SPLIT_CYCLE = ("train", "test", "val", "train", "train", "test", "train", "trai
                 "train")  # fmt: skip
 """Splits of clips 0-9, 10-19, ... of a word: ``SPLIT_SHARES``, with every split in the first
 three clips, so even a tiny set has a test and a validation speaker."""
+
+
+def _word_job(word: str, rng: np.random.Generator, voice: Voice) -> Callable[[], np.ndarray]:
+    return functools.partial(_keyword_clip, word, voice, rng)
+
+
+def _household_job(rng: np.random.Generator, voice: Voice) -> Callable[[], np.ndarray]:
+    return functools.partial(_household_clip, rng)
 
 
 def _split_of_index(i: int) -> str:
