@@ -22,15 +22,16 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from earshot.audio import SAMPLE_RATE, fit_length
+from earshot.audio import SAMPLE_RATE, StreamingResampler, fit_length
 from earshot.bundle import BundleError, load_bundle
-from earshot.wavio import WavError, iter_wav, wav_info
+from earshot.wavio import BLOCK_FRAMES, WavError, iter_wav, wav_info
 
 from .cli import HelpFormatter
 
@@ -104,14 +105,13 @@ class FileScorer:
         self.thresholds = np.array([thr.get(x, 0.5) for x in clf.labels])
 
     def score(self, path: str) -> dict[str, Any]:
-        info = wav_info(path)
-        n = -(-info.frames * SAMPLE_RATE // info.rate)
+        n, blocks = open_audio(path)
         if n <= WHOLE_FILE_S * SAMPLE_RATE:
-            audio = np.concatenate(list(iter_wav(path)))
+            audio = np.concatenate(list(blocks()))
             top = self.clf.scores(fit_length(audio, self.clip, self.fit))
             wins = list(self._scored(iter([audio]))) if n > self.clip else []
         else:
-            wins = list(self._scored(iter_wav(path)))
+            wins = list(self._scored(blocks()))
             top = max(wins, key=lambda w: float((w.scores * self.fires).max())).scores
         out = self._line(path, top)
         if n > self.clip:
@@ -144,6 +144,42 @@ class FileScorer:
             else:
                 out.append({"start_s": start_s, "end_s": end_s, "label": label, "score": score})
         return out
+
+
+COMPRESSED = (".flac", ".ogg", ".oga", ".mp3")
+"""Read through soundfile (libsndfile) when it is installed; WAV never needs it."""
+
+
+def open_audio(path: str) -> tuple[int, Callable[[], Iterator[np.ndarray]]]:
+    """(length at 16 kHz, a function streaming the file's 16 kHz mono blocks): WAV through
+    ``earshot.wavio``, FLAC/Ogg/MP3 through soundfile. Raises WavError naming the file."""
+    if Path(path).suffix.lower() not in COMPRESSED:
+        info = wav_info(path)
+        return -(-info.frames * SAMPLE_RATE // info.rate), lambda: iter_wav(path)
+    try:
+        import soundfile
+    except ImportError:
+        raise WavError(f"{path}: reading {Path(path).suffix} needs soundfile "
+                       "(pip install soundfile); WAV files need nothing") from None
+    try:
+        info = soundfile.info(path)
+    except Exception as e:  # libsndfile's own error type
+        raise WavError(f"{path}: not a readable audio file ({e})") from None
+    if info.frames <= 0 or info.samplerate <= 0:
+        raise WavError(f"{path}: audio file holds no samples")
+    return -(-info.frames * SAMPLE_RATE // info.samplerate), lambda: _soundfile_blocks(path)
+
+
+def _soundfile_blocks(path: str) -> Iterator[np.ndarray]:
+    import soundfile
+
+    rs: StreamingResampler | None = None
+    for block in soundfile.blocks(path, blocksize=BLOCK_FRAMES, dtype="float32", always_2d=True):
+        if rs is None:
+            rs = StreamingResampler(soundfile.info(path).samplerate, SAMPLE_RATE, zero_phase=True)
+        yield rs.process(block.mean(axis=1).astype(np.float64))
+    if rs is not None:
+        yield rs.flush()
 
 
 def run(args: argparse.Namespace) -> int:

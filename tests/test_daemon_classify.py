@@ -57,3 +57,23 @@ def test_a_wav_with_sample_rate_0_is_reported_and_the_batch_goes_on(tmp_path: Pa
     assert "Traceback" not in proc.stderr
     (line,) = [json.loads(x) for x in proc.stdout.splitlines()]
     assert line["file"] == str(good) and line["label"] == "low_tone"
+
+
+def test_flac_and_ogg_are_scored_as_their_wav_and_a_broken_mp3_is_skipped(tmp_path: Path):
+    import soundfile
+
+    audio = tone_stream(EVENTS, 70.0)  # long: streamed block by block through soundfile
+    write_wav(tmp_path / "a.wav", audio, rate=FS)
+    t = np.arange(int(70.0 * 44100)) / 44100.0
+    up = np.interp(t, np.arange(audio.size) / FS, audio).astype(np.float32)
+    soundfile.write(tmp_path / "a.flac", up, 44100)  # another rate: resampled while streaming
+    soundfile.write(tmp_path / "a.ogg", audio, FS)
+    (tmp_path / "broken.mp3").write_bytes(b"ID3 nothing decodable")
+    files = [str(tmp_path / n) for n in ("a.wav", "broken.mp3", "a.flac", "a.ogg")]
+    proc = earshotd("classify", "--model", str(tone_bundle()), "--json", *files, check=False,
+                    timeout=300)  # fmt: skip
+    assert proc.returncode == 1 and "broken.mp3: not a readable audio file" in proc.stderr
+    lines = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert [Path(x["file"]).name for x in lines] == ["a.wav", "a.flac", "a.ogg"]
+    for line in lines:
+        assert [d["label"] for d in line["detections"]] == [label for _, label in EVENTS], line

@@ -334,3 +334,24 @@ def test_lists_that_share_a_speaker_are_reported(tmp_path: Path, caplog) -> None
     assert ds.report.shared_groups == ["00000001", "00000002"]
     assert "in more than one split" in caplog.text
     assert "shared by two splits: 2" in ds.report.table()
+
+
+def test_flac_ogg_and_mp3_load_like_wav_and_a_broken_one_is_skipped(tmp_path: Path) -> None:
+    import soundfile
+
+    root = tmp_path / "d"
+    for label, hz in (("hum", 200.0), ("beep", 1000.0)):
+        (root / label).mkdir(parents=True)
+        for i, fmt in enumerate(("FLAC", "OGG", "FLAC", "OGG", "WAV")):
+            x = tone(hz * (1 + 0.01 * i), 1.0, 0.3)
+            ext = {"FLAC": "flac", "OGG": "ogg", "WAV": "wav"}[fmt]
+            soundfile.write(root / label / f"take{i}_{i}.{ext}", x, 16000,
+                            format=fmt)  # fmt: skip
+    (root / "beep" / "broken_0.mp3").write_bytes(b"ID3 not really an mp3")
+    ds = _load(root, val_percent=20, test_percent=20)
+    assert ds.report.files_seen == 11 and ds.report.files_used == 10
+    assert [p.name for p, _ in ds.report.skipped] == ["broken_0.mp3"]
+    x, y = load_split(ds, "train", progress=False)
+    for clip, label in zip(x, y, strict=True):  # decoded: the tone where it was
+        want = 200.0 if ds.labels[label] == "hum" else 1000.0
+        assert abs(dominant_hz(clip) - want) < 0.06 * want

@@ -205,8 +205,28 @@ def detect_layout(root: Path) -> str:
     return "folders"
 
 
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3")
+"""Files a data set may hold: WAV (``earshot.wavio``), and FLAC, Ogg Vorbis and MP3 through
+soundfile (libsndfile), as Freesound clips, Common Voice and phone recordings come."""
+
+
+def read_audio(path: Path) -> np.ndarray:
+    """Any supported file as 16 kHz mono float32; raises WavError naming the file."""
+    if path.suffix.lower() == ".wav":
+        return read_wav(path)
+    from .recordings import RecordingError, read
+
+    try:
+        audio = read(path)
+    except RecordingError as e:
+        raise WavError(str(e)) from None
+    if audio.size == 0:
+        raise WavError(f"{path}: audio file holds no samples")
+    return audio
+
+
 def _wav_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".wav")
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
 
 
 def _label_dirs(root: Path) -> list[Path]:
@@ -349,7 +369,7 @@ def probe_wav(path: Path) -> tuple[np.ndarray | None, str]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            audio = read_wav(path)
+            audio = read_audio(path)
         except WavError as e:
             return None, str(e).removeprefix(f"{path}: ")
     for w in caught:
@@ -410,7 +430,7 @@ def load_clip(clip: Clip, clip_samples: int = SAMPLE_RATE) -> np.ndarray:
     """The clip's audio: float32 [clip_samples] at 16 kHz. Raises WavError naming the file."""
     if clip.path is None:
         return np.zeros(clip_samples, np.float32)
-    return _clip_audio(clip, read_wav(clip.path), clip_samples)
+    return _clip_audio(clip, read_audio(clip.path), clip_samples)
 
 
 def load_split(
@@ -426,7 +446,7 @@ def load_split(
         if c.path is None:
             continue
         if last[0] != c.path:  # windows of one file are adjacent: read each file once
-            last = (c.path, read_wav(c.path))
+            last = (c.path, read_audio(c.path))
         assert last[1] is not None
         x[i] = _clip_audio(c, last[1], n)
     return x, y
@@ -438,7 +458,7 @@ def load_background(
     """Background-noise audio for mixing: each file's ``split`` region (whole file if None)."""
     out = []
     for p in tqdm(dataset.background, desc="background", unit="file", disable=not progress):
-        audio = read_wav(p)
+        audio = read_audio(p)
         if split is not None:
             lo, hi = _region_of(audio.size, split, dataset.fractions)
             audio = audio[lo:hi]
