@@ -102,6 +102,10 @@ class Outputs:
         """A source and its labels became known (sinks that care, e.g. MQTT discovery)."""
         self._each("announce", source, labels, ignore, model, board_id)
 
+    def notice(self, text: str) -> None:
+        """A daemon message for people at the device (the OLED shows it like an alert)."""
+        self._each("notice", text)
+
     def hop(self, source: str, hop: Any) -> None:
         """One hop's levels and scores (sinks that care, e.g. ``earshotd listen``)."""
         self._each("hop", source, hop)

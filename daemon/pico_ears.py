@@ -176,6 +176,8 @@ class PicoEars:
         self.detections = 0
         self.host: SerialHost | None = None
         self._host_factory = host_factory
+        self._down: set[str] = set()
+        """Ports last reported down on the OLED (``status`` tells it of each change)."""
 
     def start(self) -> None:
         """Start hosting Picos when ``[serial] enabled``."""
@@ -226,5 +228,15 @@ class PicoEars:
         links = list(self.host.links.values())
         up = sum(1 for link in links if link.stats.up)
         down = [link.port for link in links if link.stats.connected and link.stats.silent]
+        self._tell_changes(set(down))
         silent = f" ({', '.join(down)} silent)" if down else ""
         return f"Picos: {up}/{len(links)} up{silent}, {self.detections} detections"
+
+    def _tell_changes(self, down: set[str]) -> None:
+        """A board that went silent, or came back, is shown on the OLED (the journal has it
+        from the serial host already)."""
+        for port in sorted(down - self._down):
+            self.outputs.notice(f"Pico down: {port.rsplit('/', 1)[-1]}")
+        for port in sorted(self._down - down):
+            self.outputs.notice(f"Pico up: {port.rsplit('/', 1)[-1]}")
+        self._down = down

@@ -293,21 +293,37 @@ def test_a_silent_board_is_down_in_the_status_line_and_up_on_its_next_line(board
     def factory(hs: S.HostSettings, handler) -> S.SerialHost:  # a 0.2 s STATUS period
         return S.SerialHost(S.HostSettings(ports=hs.ports, status_period_s=0.2, silent_periods=3), handler)
 
-    ears = PicoEars(settings, [], Outputs([]), host_factory=factory)
+    class Screen:  # the OLED's part of the sink interface: what it is told to show
+        def __init__(self) -> None:
+            self.notices: list[str] = []
+
+        def alert(self, a) -> None: ...
+
+        def notice(self, text: str) -> None:
+            self.notices.append(text)
+
+    screen = Screen()
+    ears = PicoEars(settings, [], Outputs([screen]), host_factory=factory)
     ears.start()
+    name = board.path.rsplit("/", 1)[-1]
     try:
         assert ears.host is not None
         link = ears.host.links[board.path]
         wait_for(lambda: link.stats.hello is not None, what="hello")
         board.write(P.Status(t=5000, loop_us=4000, cpu=12, dropped=0, mode="detect"))
         assert ears.status() == "Picos: 1/1 up, 0 detections"
+        assert screen.notices == []
         wait_for(lambda: link.stats.silent, timeout=5, what="the board to be reported down")
         assert ears.status() == f"Picos: 0/1 up ({board.path} silent), 0 detections"
+        assert screen.notices == [f"Pico down: {name}"]  # once, however often status is asked
+        ears.status()
+        assert screen.notices == [f"Pico down: {name}"]
         assert any("board down" in r.getMessage() and board.path in r.getMessage()
                    for r in caplog.records)  # fmt: skip
         board.write(P.Status(t=30000, loop_us=4000, cpu=12, dropped=0, mode="detect"))
         wait_for(lambda: not link.stats.silent, what="the board to be up again")
         assert ears.status() == "Picos: 1/1 up, 0 detections"
+        assert screen.notices == [f"Pico down: {name}", f"Pico up: {name}"]
     finally:
         ears.stop()
     assert link.stats.downs == 1
