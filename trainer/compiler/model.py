@@ -217,6 +217,10 @@ def policy_of(b: bundle_mod.Bundle, **rules: Any) -> DetectorConfig:
         raise CompileError(f"bundle {b.path}: detector policy: {e}") from e
 
 
+MAX_DETECTOR_LABELS = 32
+"""es_detector.h's ES_DETECTOR_MAX_LABELS: the bits of its ignore mask."""
+
+
 def compile_bundle(
     path: str | Path,
     out_dir: str | Path | None,
@@ -227,6 +231,9 @@ def compile_bundle(
     """Compile a bundle's int8 model and its detector policy (:func:`policy_of` with
     ``rules``); ``out_dir`` defaults to ``<bundle>/c``."""
     b = bundle_mod.load_bundle(path)
+    if len(b.labels) > MAX_DETECTOR_LABELS:
+        raise CompileError(f"bundle {b.path}: the firmware detector takes at most "
+                           f"{MAX_DETECTOR_LABELS} labels, the model has {len(b.labels)}")
     out = Path(out_dir) if out_dir is not None else b.path / "c"
     return compile_tflite(
         b.model_path, out, b.labels, prefix, b.sha256, b.name, stream_rows=stream_rows,
