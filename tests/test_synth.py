@@ -43,8 +43,9 @@ def tiny(tmp_path_factory) -> Path:
 def test_same_seed_same_bytes_other_seed_other_audio(tiny: Path, tmp_path: Path) -> None:
     _synth(tmp_path / "b", "--seed", "7", "--per-label", "2", "--speakers", "3")
     first, second = _digests(tiny), _digests(tmp_path / "b")
-    # clips, noise files, real-recording excerpts, lists, markers, the speakers file
-    assert len(first) == 8 * 2 + 3 * 2 + 2 * 4 + 2 * 3 + 2 + 2 + 1
+    # clips (the alarm set's background/ also holds 2 real-recording negatives), noise files,
+    # real-recording excerpts, lists, markers, the speakers file
+    assert len(first) == 8 * 2 + 3 * 2 + 2 + 2 * 4 + 2 * 3 + 2 + 2 + 1
     assert first == second
     _synth(tmp_path / "c", "--seed", "8", "--per-label", "2", "--speakers", "3", "--set", "alarm")
     other = _digests(tmp_path / "c")
@@ -87,7 +88,10 @@ def test_alarm_set_tones_in_the_piezo_band_and_negatives(tiny: Path) -> None:
     assert ds.layout == "folders" and ds.labels == ["background", "co_alarm", "smoke_alarm"]
     assert len(ds.background) == 7
     x = np.concatenate([load_split(ds, s, progress=False)[0] for s in ("train", "val", "test")])
-    assert x.shape == (6, FS)
+    assert x.shape == (8, FS)  # 2 clips of each label, and 2 real-recording negatives
+    real = [p for p in (tiny / "alarm" / "background").glob("*.wav")
+            if not p.name.startswith("negative")]  # fmt: skip
+    assert len(real) == 2 and all(np.abs(read_wav(p)).max() > 1e-3 for p in real)
     for f in sorted((tiny / "alarm" / "smoke_alarm").glob("*.wav")):
         assert _alarm_kind(read_wav(f)) in ("piezo", "low-frequency")
     for f in sorted((tiny / "alarm" / "co_alarm").glob("*.wav")):
