@@ -35,6 +35,7 @@ bench: setup
 	$(PY) bench/train.py
 	$(PY) bench/daemon.py
 	$(PY) bench/mcu_cycles.py
+	$(PY) bench/quality.py
 
 # make deb: a package for this machine; make deb ARCH=arm64: for a Pi (docs/deploy.md).
 deb: setup
