@@ -33,7 +33,7 @@ EPILOG = """examples:
 """
 
 
-def version_text() -> str:
+def version_text(prog: str = "earshotd") -> str:
     """Package version, bundle format version and, in a git checkout, ``git describe``."""
     from importlib.metadata import PackageNotFoundError, version
 
@@ -43,7 +43,7 @@ def version_text() -> str:
         pkg = version("earshot")
     except PackageNotFoundError:
         pkg = "unknown"
-    text = f"earshotd {pkg} (bundle format {FORMAT_VERSION})"
+    text = f"{prog} {pkg} (bundle format {FORMAT_VERSION})"
     described = _git_describe(Path(__file__).resolve().parents[1])
     return f"{text}, git {described}" if described else text
 

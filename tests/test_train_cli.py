@@ -119,3 +119,12 @@ def test_cross_field_rules_name_both_flags(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="data set folder .*nope does not exist"):
         train.settings_from_args(build_parser().parse_args(
             ["train", str(tmp_path / "nope"), "--out", str(tmp_path)]))
+
+
+def test_version_names_the_package_and_the_bundle_format() -> None:
+    from earshot.bundle import FORMAT_VERSION
+
+    proc = subprocess.run([sys.executable, "-m", "trainer", "--version"], capture_output=True,
+                          text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"earshot-train 0.1.0 (bundle format {FORMAT_VERSION})")

@@ -42,7 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    from daemon.__main__ import version_text
+
     parser.add_argument("--debug", action="store_true", help="verbose logging")
+    parser.add_argument("--version", action="version", version=version_text("earshot-train"),
+                        help="package version, bundle format version, git describe in a checkout")
     add_commands(parser, COMMAND_MODULES)
     return parser
 
