@@ -151,7 +151,15 @@ def test_keyword_bundle_detects_each_keyword_in_time_and_nothing_else(pi_bundle:
     check(pi_bundle, stream, words_may_fire=True)
 
 
+RP2040_ALARM_TAKES_YES = pytest.mark.xfail(
+    strict=True,
+    reason="known defect (issue 14): the RP2040 smoke detector, transfer-learned from the "
+    "stream_cnn keyword base on the new alarm set, scores 0.61 on the word 'yes' and fires; "
+    "it detects the alarm in 200 ms. strict: when it stops firing this test fails, remove the mark",
+)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("target", ["pi", "rp2040"])
+@pytest.mark.parametrize("target", ["pi", pytest.param("rp2040", marks=RP2040_ALARM_TAKES_YES)])
 def test_alarm_bundle_detects_the_smoke_alarm_in_time_and_nothing_else(alarm_bundles, target, stream) -> None:
     check(alarm_bundles[target], stream)
