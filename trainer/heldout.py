@@ -6,8 +6,8 @@ the same split (``trainer.recordings``), so the voices (whole accents and varian
 the speech and the noises were all held out from training:
 
 * **event clips**: the split's clips of the labels that fire (keywords spoken by held-out
-  speakers), or for an alarm set whole alarm cycles rendered afresh: three T3 beeps of a piezo
-  or of a 520 Hz low-frequency alarm;
+  speakers), or for an alarm set whole alarm patterns rendered afresh: two T3 cycles of a piezo
+  or of a 520 Hz low-frequency alarm, two T4 cycles of a CO alarm (``ALARM_CYCLES``);
 * **negatives**: the split's clips of every other label (filler words said by held-out
   speakers, speech in other languages from held-out recordings), and ``synth.NEGATIVE_WORDS``,
   words no set ever trains on, spoken by the split's speakers;
@@ -42,6 +42,10 @@ SPLITS = ("val", "test")
 LISTS = {"val": "validation_list.txt", "test": "testing_list.txt"}
 ALARM_EVENTS = 24
 """Alarm cycles rendered for an alarm set's event clips (a third of them low-frequency)."""
+EVENTS_PER_MINUTE = 6.0
+"""Keyword events per minute of an events stream."""
+ALARM_EVENTS_PER_MINUTE = 3.0
+"""Alarm events (two cycles each, about 6.5 s) per minute of an events stream."""
 NEGATIVE_WORD_TAKES = 2
 """Takes of each ``synth.NEGATIVE_WORDS`` word by the split's speakers."""
 EVENTS_MINUTES = 10.0
@@ -93,22 +97,29 @@ def negative_words(root: Path, out: Path, split: str, seed: int) -> list[Path]:
     return paths
 
 
+ALARM_CYCLES = 2
+"""Cycles of its pattern in one alarm event. A sounding smoke or CO alarm repeats its pattern
+until it is silenced (NFPA 72 / NFPA 720), so an event is two cycles (T3: 6.5 s, T4: 6.3 s),
+and a hit means the alarm was reported before the end of its second cycle."""
+
+
 def alarm_cycles(
-    out: Path, seed: int, labels: Sequence[str] = ("smoke_alarm",), count: int = ALARM_EVENTS
+    out: Path, seed: int, labels: Sequence[str] = ("smoke_alarm",), count: int = ALARM_EVENTS,
+    cycles: int = ALARM_CYCLES,
 ) -> list[tuple[str, Path]]:
-    """``count`` alarm events per label: a smoke alarm's three T3 beeps (a third of them
-    low-frequency), a CO alarm's four T4 beeps."""
+    """``count`` alarm events per label, each ``cycles`` cycles of its pattern: a smoke alarm's
+    T3 (a third of them low-frequency), a CO alarm's T4; the clip ends with the last beep."""
     pairs = []
     for label in labels:
         for i in range(count):
             rng = np.random.default_rng((seed, 22, i, label == "co_alarm"))
-            if label == "co_alarm":
-                sched, low, keep = synth.alarm_schedule("t4", 1, rng), False, 0.75
-            else:
-                sched, low, keep = synth.alarm_schedule("t3", 1, rng)[:3], i % 3 == 0, 2.5
+            t4 = label == "co_alarm"
+            sched = synth.alarm_schedule("t4" if t4 else "t3", cycles, rng)
+            low = not t4 and i % 3 == 0
             env = synth._envelope(sched)
             tone = synth.alarm_tone(env.size, rng, low_frequency=low)
             audio = (tone * env / (np.max(np.abs(tone)) + 1e-12)).astype(np.float32)
+            keep = sum(on + off for on, off in sched) - sched[-1][1] + 0.05
             p = out / "alarm_events" / f"{label}_{i:03d}.wav"
             write_wav(p, audio[: int(keep * SAMPLE_RATE)] * np.float32(0.5))
             pairs.append((label, p))
@@ -151,7 +162,8 @@ def make_streams(
         negs += [str(p) for p in negative_words(root, out, split, seed)]
     streams = []
     for k in range(events_streams):
-        spec = StreamSpec(duration_s=events_minutes * 60, events=int(events_minutes * 6),
+        per_min = ALARM_EVENTS_PER_MINUTE if alarm else EVENTS_PER_MINUTE
+        spec = StreamSpec(duration_s=events_minutes * 60, events=max(1, int(events_minutes * per_min)),
                           snr_db=(5.0, 20.0), background_dbfs=-42.0, negative_share=0.3,
                           negatives_per_minute=8.0, negative_snr_db=(5.0, 20.0),
                           seed=seed * 100 + k)  # fmt: skip
