@@ -90,11 +90,16 @@ class StreamSettings:
 
 @dataclass(frozen=True)
 class DetectorSettings:
-    """The recogniser's timing rules (thresholds come from the bundle)."""
+    """The recogniser's timing rules (thresholds come from the bundle). Unset timing rules are
+    the bundle's own (its manifest's ``detector`` object, chosen on validation streams), else
+    ``earshot.detector``'s defaults (300 ms, 2, 1500 ms)."""
 
-    average_window_ms: int = opt(300, "scores from this long are averaged (ms)", lo=1, hi=10000)
-    min_count: int = opt(2, "results needed in the window before anything fires", lo=1, hi=64)
-    suppression_ms: int = opt(1500, "nothing fires this long after a detection (ms)", lo=0, hi=60000)
+    average_window_ms: int | None = opt(None, "scores from this long are averaged (ms)", lo=1,
+                                        hi=10000, shown="the bundle's, else 300")
+    min_count: int | None = opt(None, "results needed in the window before anything fires", lo=1,
+                                hi=64, shown="the bundle's, else 2")
+    suppression_ms: int | None = opt(None, "nothing fires this long after a detection (ms)", lo=0,
+                                     hi=60000, shown="the bundle's, else 1500")
     ignore: list[str] = opt([], "labels that never fire, besides _background_ ones")
     threshold_offset: float = opt(
         0.0, "added to every bundle threshold (clipped to 0..1)", lo=-1.0, hi=1.0

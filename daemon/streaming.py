@@ -30,7 +30,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from earshot.audio import SAMPLE_RATE, loudest_start
-from earshot.detector import Detection, Detector, DetectorConfig, bundle_ignore, bundle_policy
+from earshot.detector import (
+    Detection,
+    Detector,
+    DetectorConfig,
+    bundle_ignore,
+    bundle_policy,
+    timing_rules,
+)
 
 from .config import ConfigError, DetectorSettings, StreamSettings
 
@@ -138,11 +145,12 @@ def detector_config(bundle, settings: DetectorSettings) -> DetectorConfig:  # ty
             f"detector.ignore (--detector-ignore) names unknown label(s) {', '.join(unknown)} "
             f"(bundle {bundle.name} has: {', '.join(labels)})"
         )
+    timing = timing_rules(bundle.manifest, average_window_ms=settings.average_window_ms,
+                          min_count=settings.min_count, suppression_ms=settings.suppression_ms)
     return bundle_policy(
         labels, bundle.manifest["output"].get("activation", "softmax"), bundle.thresholds,
         ignore=[*bundle_ignore(bundle.manifest), *settings.ignore],
-        threshold_offset=settings.threshold_offset, average_window_ms=settings.average_window_ms,
-        min_count=settings.min_count, suppression_ms=settings.suppression_ms,
+        threshold_offset=settings.threshold_offset, **timing,
     )  # fmt: skip
 
 

@@ -126,7 +126,20 @@ def load_bundle(path: str | Path, check_hash: bool = True) -> Bundle:
     bad_thr = [k for k in m["thresholds"] if k not in m["labels"]]
     if bad_thr:
         raise BundleError(f"bundle {p}: thresholds for unknown label(s) {', '.join(bad_thr)}")
+    _check_detector(p, m)
     return Bundle(p, m)
+
+
+def _check_detector(p: Path, m: dict[str, Any]) -> None:
+    """The optional ``detector`` object: an object whose timing rules are in bounds."""
+    from .detector import bundle_timing
+
+    if not isinstance(m.get("detector") or {}, dict):
+        raise BundleError(f"bundle {p}: {MANIFEST} detector must be an object, got {m['detector']!r}")
+    try:
+        bundle_timing(m)
+    except ValueError as e:
+        raise BundleError(f"bundle {p}: {MANIFEST} {e}") from None
 
 
 def _read_manifest(p: Path) -> dict[str, Any]:

@@ -159,18 +159,42 @@ def never_fire(labels: Sequence[str], activation: str, extra: Sequence[str] = ()
     return frozenset(ignore)
 
 
+TIMING_LIMITS = {"average_window_ms": (1, 10000), "min_count": (1, 64), "suppression_ms": (0, 60000)}
+"""The timing rules a bundle may carry in its manifest's ``detector`` object, and their bounds
+(the daemon's ``[detector]`` keys of the same names have the same bounds)."""
+
+
+def bundle_timing(manifest: dict) -> dict[str, int]:  # type: ignore[type-arg]
+    """The timing rules a bundle carries (manifest ``detector.average_window_ms``,
+    ``min_count``, ``suppression_ms``; each optional), chosen when it was trained or evaluated:
+    an alarm that sounds for seconds wants a longer averaging window than a spoken word.
+    ValueError names a key whose value is not an integer within :data:`TIMING_LIMITS`."""
+    det = manifest.get("detector") or {}
+    out = {}
+    for key, (lo, hi) in TIMING_LIMITS.items():
+        v = det.get(key)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise ValueError(f"detector.{key} must be an integer from {lo} to {hi}, got {v!r}")
+        out[key] = v
+    return out
+
+
 def bundle_policy(
     labels: Sequence[str],
     activation: str,
     thresholds: dict[str, float],
     ignore: Sequence[str] = (),
     threshold_offset: float = 0.0,
-    average_window_ms: int = DEFAULT_AVERAGE_WINDOW_MS,
-    min_count: int = DEFAULT_MIN_COUNT,
-    suppression_ms: int = DEFAULT_SUPPRESSION_MS,
+    average_window_ms: int | None = None,
+    min_count: int | None = None,
+    suppression_ms: int | None = None,
 ) -> DetectorConfig:
     """The detector for a model: its thresholds (default 0.5, plus ``threshold_offset``,
-    clipped to 0..1), :func:`never_fire`'s labels ignored, and the timing rules.
+    clipped to 0..1), :func:`never_fire`'s labels ignored, and the timing rules (None: the
+    ``DEFAULT_*`` values; callers pass a bundle's own :func:`bundle_timing` unless a user set
+    one).
 
     The daemon (``daemon.streaming.detector_config``) and the firmware (``earshot-train
     compile`` emits :func:`device_policy` of this into the generated C) both get their detector
@@ -183,9 +207,18 @@ def bundle_policy(
                          f"{', '.join(labels)})")
     thr = tuple(min(1.0, max(0.0, thresholds.get(x, 0.5) + threshold_offset)) for x in labels)
     return DetectorConfig(
-        labels=labels, thresholds=thr, average_window_ms=average_window_ms, min_count=min_count,
-        suppression_ms=suppression_ms, ignore=never_fire(labels, activation, ignore),
+        labels=labels, thresholds=thr,
+        average_window_ms=DEFAULT_AVERAGE_WINDOW_MS if average_window_ms is None else average_window_ms,
+        min_count=DEFAULT_MIN_COUNT if min_count is None else min_count,
+        suppression_ms=DEFAULT_SUPPRESSION_MS if suppression_ms is None else suppression_ms,
+        ignore=never_fire(labels, activation, ignore),
     )  # fmt: skip
+
+
+def timing_rules(manifest: dict, **given: int | None) -> dict[str, int | None]:  # type: ignore[type-arg]
+    """The timing rules to use: each of ``given`` that is set, else the bundle's own."""
+    own = bundle_timing(manifest)
+    return {k: given.get(k) if given.get(k) is not None else own.get(k) for k in TIMING_LIMITS}
 
 
 def bundle_ignore(manifest: dict) -> list[str]:  # type: ignore[type-arg]

@@ -170,6 +170,11 @@ def _corrupt_but_consistent(d: Path) -> None:
      "bundle {d}: manifest.json model_file '../../../../etc/hostname' points outside the bundle "
      "folder; refused"),
     (_corrupt_but_consistent, "bundle {d}: model file {d}/model.tflite is not a usable TFLite model"),
+    (lambda d: _rewrite(d, detector={"average_window_ms": 0}),
+     "bundle {d}: manifest.json detector.average_window_ms must be an integer from 1 to 10000, got 0"),
+    (lambda d: _rewrite(d, detector={"min_count": "3"}),
+     "bundle {d}: manifest.json detector.min_count must be an integer from 1 to 64, got '3'"),
+    (lambda d: _rewrite(d, detector=[300]), "bundle {d}: manifest.json detector must be an object"),
 ])
 def test_bad_manifests_exit_2_naming_the_file_and_key(tmp_path: Path, model_file: Path, mutate,
                                                       message) -> None:

@@ -299,6 +299,39 @@ def test_cli_writes_report_and_det_plot_on_tone_streams(tmp_path: Path) -> None:
         assert im.format == "PNG" and im.size[0] >= 400
 
 
+def test_record_thresholds_picks_a_timing_the_daemon_and_compiler_then_use(tmp_path: Path) -> None:
+    from tests.test_daemon_helpers import tone_bundle
+    from trainer.compiler.model import policy_of
+
+    bundle = tone_bundle(tmp_path / "bundle")
+    streams = _tone_stream(tmp_path, seed=0)
+    out = tmp_path / "out"
+    proc = run_cli("trainer", "evaluate-stream", str(bundle), "--streams", str(streams), "--out", str(out),
+                   "--no-progress", "--target-fa-per-hour", "60", "--record", "thresholds", timeout=300)  # fmt: skip
+    (e,) = json.loads((out / "report.json").read_text())["bundles"]
+    t = e["timing"]
+    assert [(r["average_window_ms"], r["min_count"]) for r in t["tried"]] == list(stream_eval.TIMINGS)
+    ok = [r for r in t["tried"] if r["suggested"] is not None]
+    assert t["suggested"] is not None and ok
+    best = min(r["suggested"]["miss_rate"] for r in ok)
+    first = next(r for r in ok if r["suggested"]["miss_rate"] == best)  # ties: the shorter window
+    assert (t["average_window_ms"], t["min_count"]) == (first["average_window_ms"], first["min_count"])
+    assert f"averaging window {t['average_window_ms']} ms" in proc.stdout
+    assert "| window ms | min count |" in (out / "report.md").read_text()
+    m = json.loads((bundle / "manifest.json").read_text())
+    assert m["detector"]["average_window_ms"] == t["average_window_ms"]
+    assert m["detector"]["min_count"] == t["min_count"]
+    assert m["thresholds_from"]["offset"] == t["suggested"]["threshold_offset"]
+    # the bundle's timing is what the daemon and the compiled policy run, unless a user sets one
+    b = load_bundle(bundle)
+    cfg = stream_eval.detector_config(b, DetectorSettings())
+    assert (cfg.average_window_ms, cfg.min_count, cfg.suppression_ms) == (t["average_window_ms"], t["min_count"], 1500)
+    assert policy_of(b).average_window_ms == t["average_window_ms"]
+    mine = stream_eval.detector_config(b, DetectorSettings(average_window_ms=700, min_count=4))
+    assert (mine.average_window_ms, mine.min_count) == (700, 4)
+    assert policy_of(b, average_window_ms=700).average_window_ms == 700
+
+
 @pytest.mark.slow
 def test_alarm_bundle_on_a_constructed_stream(
     synth_root: Path, alarm_bundles: dict[str, Path], tmp_path: Path

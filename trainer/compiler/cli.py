@@ -16,7 +16,9 @@ EPILOG = """example:
 The generated C holds the model and its detector policy (es_model_policy): the bundle's
 thresholds rounded up to levels of 1/256, the labels that never fire (_... labels, the
 negative class of a sigmoid 2-label model, the bundle's detector.ignore, --ignore) and the
-timing options above. Their defaults are the daemon's own defaults, from earshot.detector.bundle_policy.
+timing options above. Their defaults are the bundle's own (manifest detector.average_window_ms,
+min_count, suppression_ms, which evaluate-stream --record thresholds chooses on validation
+streams), else the daemon's defaults, so the board and earshotd run the same policy.
 """
 
 
@@ -75,12 +77,13 @@ def add_parser(sub: Any) -> None:
                    help="a label that never fires on the board (repeatable)")
     p.add_argument("--threshold-offset", type=float, default=0.0, metavar="X",
                    help="added to every bundle threshold, clipped to 0..1 (default: 0)")
-    p.add_argument("--window-ms", type=int, default=detector.DEFAULT_AVERAGE_WINDOW_MS,
-                   metavar="MS", help="detector averaging window "
-                   f"(ms, default: {detector.DEFAULT_AVERAGE_WINDOW_MS})")
-    p.add_argument("--min-count", type=int, default=detector.DEFAULT_MIN_COUNT, metavar="N",
-                   help=f"results needed in the window (default: {detector.DEFAULT_MIN_COUNT})")
-    p.add_argument("--suppression-ms", type=int, default=detector.DEFAULT_SUPPRESSION_MS,
+    p.add_argument("--window-ms", type=int, default=None,
+                   metavar="MS", help="detector averaging window (ms, default: the bundle's, "
+                   f"else {detector.DEFAULT_AVERAGE_WINDOW_MS})")
+    p.add_argument("--min-count", type=int, default=None, metavar="N",
+                   help="results needed in the window (default: the bundle's, else "
+                   f"{detector.DEFAULT_MIN_COUNT})")
+    p.add_argument("--suppression-ms", type=int, default=None,
                    metavar="MS", help="nothing fires this long after a detection "
-                   f"(ms, default: {detector.DEFAULT_SUPPRESSION_MS})")
+                   f"(ms, default: the bundle's, else {detector.DEFAULT_SUPPRESSION_MS})")
     p.set_defaults(func=run)

@@ -13,7 +13,14 @@ from typing import Any
 import numpy as np
 
 from earshot import bundle as bundle_mod
-from earshot.detector import DetectorConfig, bundle_ignore, bundle_policy, device_policy
+from earshot.detector import (
+    TIMING_LIMITS,
+    DetectorConfig,
+    bundle_ignore,
+    bundle_policy,
+    device_policy,
+    timing_rules,
+)
 from earshot.quant import quantize_multiplier
 
 from . import emit_c, host
@@ -206,12 +213,14 @@ def _input_frames_bins(path: Path, shape: tuple[int, ...], any_input: bool) -> t
 def policy_of(b: bundle_mod.Bundle, **rules: Any) -> DetectorConfig:
     """A bundle's detector policy (``earshot.detector.bundle_policy``): its thresholds, its
     activation, its own ``detector.ignore`` plus ``rules['ignore']``, and the timing ``rules``
-    (``threshold_offset``, ``average_window_ms``, ``min_count``, ``suppression_ms``)."""
+    (``threshold_offset``, ``average_window_ms``, ``min_count``, ``suppression_ms``; a timing
+    rule that is None or absent is the bundle's own, else the default)."""
     extra = list(rules.pop("ignore", ()))
     try:
+        timing = timing_rules(b.manifest, **{k: rules.pop(k, None) for k in TIMING_LIMITS})
         return bundle_policy(
             b.labels, b.manifest["output"].get("activation", "softmax"), b.thresholds,
-            ignore=[*bundle_ignore(b.manifest), *extra], **rules,
+            ignore=[*bundle_ignore(b.manifest), *extra], **rules, **timing,
         )  # fmt: skip
     except ValueError as e:
         raise CompileError(f"bundle {b.path}: detector policy: {e}") from e
