@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,11 @@ import pytest
 
 from earshot import frontends
 from trainer import firmware_build as fb
+
+if str(fb.REPO) not in sys.path:
+    sys.path.insert(0, str(fb.REPO))
+
+from bench import cm0plus  # noqa: E402
 
 CORE = fb.FIRMWARE / "core"
 SOURCE = CORE / "es_rfft.c"
@@ -176,14 +182,90 @@ static int dump(void)
     return 0;
 }
 
+/* FRAMES frames of every kind in turn, each followed by a random window, on stdout. */
+static int frames_out(unsigned long frames)
+{
+    static int16_t x[N], rw[N];
+    for (unsigned long f = 0; f < frames; f++) {
+        make((int)(f % KINDS), x);
+        for (int i = 0; i < N; i++) {
+            const int16_t v = r16();
+            rw[i] = v == -32768 ? 32767 : v;
+        }
+        fwrite(x, sizeof x[0], N, stdout);
+        fwrite(rw, sizeof rw[0], N, stdout);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "compare") == 0) return compare(strtoul(argv[2], NULL, 10));
+    if (argc == 3 && strcmp(argv[1], "frames") == 0) return frames_out(strtoul(argv[2], NULL, 10));
     if (argc == 2 && strcmp(argv[1], "dump") == 0) return dump();
-    fprintf(stderr, "usage: %s compare FRAMES | dump\n", argv[0]);
+    fprintf(stderr, "usage: %s compare FRAMES | frames FRAMES | dump\n", argv[0]);
     return 2;
 }
 """
+
+
+EMU_BATCH = 64
+"""Frames per call of the emulated checker."""
+EMU_FRAMES = 12288
+"""Frames (each with four window/alignment variants) the Cortex-M0+ build checks in unicorn."""
+
+EMU_CHECKER = r"""
+#include <string.h>
+#include "arm_math.h"
+#include "es_hann_q15.h"
+#include "es_rfft.h"
+
+#define N 256
+#define BATCH EMU_BATCH_VALUE
+int16_t es_check_in[BATCH][2][N] __attribute__((aligned(4)));   /* frame, random window */
+uint32_t es_check_first[4];    /* the first mismatch: frame, variant, index, CMSIS << 16 | ours */
+static arm_rfft_instance_q15 S;
+static q15_t tmp[N], spec[2 * N];
+static int16_t work[N] __attribute__((aligned(4)));
+static int16_t got[ES_RFFT_OUT + 1] __attribute__((aligned(4)));
+static int16_t shifted[N + 1] __attribute__((aligned(4)));
+
+/* n frames of es_check_in, each with the Hann window (the assembly passes), no window and a
+ * random window, and Hann on a copy at an odd halfword address (the C passes); mismatches out */
+uint32_t es_check_batch(uint32_t n)
+{
+    uint32_t bad = 0;
+    if (S.fftLenReal == 0U && arm_rfft_init_q15(&S, N, 0, 1) != ARM_MATH_SUCCESS) return 0xFFFFFFFFU;
+    for (uint32_t f = 0; f < n; f++) {
+        const int16_t *x = es_check_in[f][0];
+        memcpy(shifted + 1, x, sizeof tmp);
+        for (uint32_t v = 0; v < 4; v++) {
+            const int16_t *w = v == 1 ? NULL : (v == 2 ? es_check_in[f][1] : ES_HANN_Q15);
+            if (w != NULL) arm_mult_q15(x, w, tmp, N);
+            else memcpy(tmp, x, sizeof tmp);
+            arm_rfft_q15(&S, tmp, spec);
+            got[ES_RFFT_OUT] = 0x5A5A;
+            es_rfft256_q15(v == 3 ? shifted + 1 : x, w, work, got);
+            for (uint32_t i = 0; i <= ES_RFFT_OUT; i++) {
+                const int16_t want = i < ES_RFFT_OUT ? spec[i] : 0x5A5A;
+                if (got[i] != want) {
+                    if (bad++ == 0) {
+                        es_check_first[0] = f; es_check_first[1] = v; es_check_first[2] = i;
+                        es_check_first[3] = ((uint32_t)(uint16_t)want << 16) | (uint16_t)got[i];
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    return bad;
+}
+
+int main(void)
+{
+    return 0;
+}
+""".replace("EMU_BATCH_VALUE", str(EMU_BATCH))
 
 
 def _run(cmd: list[str], timeout: float = 300, **kw: object) -> subprocess.CompletedProcess:
@@ -314,11 +396,67 @@ def test_split_tables_hold_the_identities_es_rfft_uses() -> None:
 
 
 @pytest.mark.usefixtures("arm_toolchain")
-def test_cross_build_needs_no_helper_and_no_cmsis(tmp_path: Path) -> None:
-    """On the M0+ it must be only MULS, shifts and adds: no libgcc call, no CMSIS-DSP."""
-    obj = tmp_path / "es_rfft.o"
+@pytest.mark.parametrize("cpu", ["cortex-m0plus", "cortex-m4"])
+def test_cross_build_needs_no_helper_and_no_cmsis(tmp_path: Path, cpu: str) -> None:
+    """Only MULS, shifts and adds: no libgcc call, no CMSIS-DSP; on the M0+ the C file calls
+    nothing but the assembly passes, which call nothing."""
+    m0_passes = ["es_rfft_m0_radix2", "es_rfft_m0_split", "es_rfft_m0_stage1",
+                 "es_rfft_m0_stage2", "es_rfft_m0_stage3"]
     for opt in ("-O2", "-Os"):
-        _run(["arm-none-eabi-gcc", "-mcpu=cortex-m0plus", "-mthumb", "-mfloat-abi=soft", opt,
-              *STRICT, "-I", str(CORE), "-c", str(SOURCE), "-o", str(obj)])
-        undefined = _run(["arm-none-eabi-nm", "-u", str(obj)], text=True).stdout.split()
-        assert undefined == [], undefined
+        undefined = {}
+        for src in (SOURCE, CORE / "es_rfft_m0.c"):
+            obj = tmp_path / (src.stem + ".o")
+            _run(["arm-none-eabi-gcc", f"-mcpu={cpu}", "-mthumb", "-mfloat-abi=soft", opt,
+                  *STRICT, "-I", str(CORE), "-c", str(src), "-o", str(obj)])
+            nm = _run(["arm-none-eabi-nm", "-u", str(obj)], text=True).stdout.split()
+            undefined[src.name] = [s for s in nm if s != "U"]
+        assert undefined["es_rfft.c"] == (m0_passes if cpu == "cortex-m0plus" else []), undefined
+        assert undefined["es_rfft_m0.c"] == [], undefined
+
+
+@pytest.fixture(scope="module")
+def m0_checker() -> Path:
+    """The emulated checker: es_rfft (its Thumb-1 assembly passes) and CMSIS-DSP for the M0+."""
+    dsp = fb.fetch_cmsis_dsp()
+    folder = fb.BUILD / "test-fft-m0"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "m0_checker.c").write_text(EMU_CHECKER)
+    cpu = ["-mcpu=cortex-m0plus", "-mthumb", "-mfloat-abi=soft", "-O2", "-ffunction-sections",
+           "-fdata-sections"]
+    inc = ["-I", str(CORE), "-isystem", str(dsp / "Include"), "-isystem",
+           str(dsp / "PrivateInclude"), *CMSIS_DEFINES]
+    objs = []
+    ours = [SOURCE, CORE / "es_rfft_m0.c"]
+    for src in [*ours, *(dsp / "Source" / f for f in CMSIS_FILES), folder / "m0_checker.c"]:
+        obj = folder / (src.stem + ".o")
+        flags = STRICT if src in ours else ["-std=c99", "-w"]
+        _run(["arm-none-eabi-gcc", *cpu, *flags, *inc, "-c", str(src), "-o", str(obj)])
+        objs.append(str(obj))
+    elf = folder / "m0_checker.elf"
+    _run(["arm-none-eabi-gcc", *cpu, *objs, "--specs=nosys.specs", "-Wl,--gc-sections",
+          "-Wl,--undefined=es_check_batch", "-o", str(elf)])
+    return elf
+
+
+@pytest.mark.usefixtures("arm_toolchain")
+def test_cortex_m0_assembly_equals_cmsis_dsp_in_the_emulator(checker: Path, m0_checker: Path) -> None:
+    """The code the RP2040 runs: es_rfft_m0.c's passes, cross-compiled, in unicorn, against
+    CMSIS-DSP cross-compiled into the same image, on the checker's frames of every kind."""
+    frames = np.frombuffer(_run([str(checker), "frames", str(EMU_FRAMES)]).stdout, "<i2")
+    frames = frames.reshape(EMU_FRAMES, 2, 256)
+    machine = cm0plus.Machine(cm0plus.ElfImage(m0_checker))
+    buf = machine.image.symbol("es_check_in").addr
+    # the Hann frames take the assembly path: its passes run
+    machine.write(buf, frames[:1].tobytes())
+    bad, trace, _ = machine.call("es_check_batch", 1)
+    assert bad == 0
+    ran = {machine.where(int(a)).split("+")[0] for a in np.unique(trace)}
+    passes = {"es_rfft_m0_radix2", "es_rfft_m0_stage1", "es_rfft_m0_stage2",
+              "es_rfft_m0_stage3", "es_rfft_m0_split"}
+    assert passes <= ran, ran
+    for start in range(0, EMU_FRAMES, EMU_BATCH):
+        machine.write(buf, frames[start : start + EMU_BATCH].tobytes())
+        bad, _, _ = machine.call("es_check_batch", EMU_BATCH, trace=False)
+        first = np.frombuffer(machine.read(machine.image.symbol("es_check_first").addr, 16), "<u4")
+        assert bad == 0, f"frames {start}..: {bad} mismatches, first (frame, variant, index, " \
+                         f"CMSIS << 16 | ours) {first.tolist()}"

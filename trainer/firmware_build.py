@@ -107,7 +107,8 @@ def hann_header_text(n: int = 256) -> str:
         "#ifndef ES_HANN_Q15_H\n"
         "#define ES_HANN_Q15_H\n\n"
         "#include <stdint.h>\n\n"
-        f"static const int16_t ES_HANN_Q15[{n}] = {{\n    {body}}};\n\n"
+        "/* word-aligned: the Cortex-M0+ FFT reads two entries per 32-bit load */\n"
+        f"static const int16_t ES_HANN_Q15[{n}] __attribute__((aligned(4))) = {{\n    {body}}};\n\n"
         "#endif /* ES_HANN_Q15_H */\n"
     )
 
@@ -187,7 +188,7 @@ def rfft_tables(cmsis_dir: Path) -> RfftTables:
 
 def _c_table(name: str, values: list[int], comment: str) -> str:
     rows = [", ".join(f"{v:6d}" for v in values[i : i + 10]) for i in range(0, len(values), 10)]
-    return (f"/* {comment} */\nstatic const int16_t {name}[{len(values)}] = {{\n    "
+    return (f"/* {comment} */\nstatic const int16_t {name}[{len(values)}] ES_TABLE_ALIGN = {{\n    "
             + ",\n    ".join(rows) + "};\n")
 
 
@@ -214,6 +215,8 @@ def rfft_header_text(cmsis_dir: Path) -> str:
         " * rfft_tables, says which and checks the identities es_rfft.c's split step uses).\n"
         " */\n"
         "#ifndef ES_RFFT256_Q15_H\n#define ES_RFFT256_Q15_H\n\n#include <stdint.h>\n\n"
+        "/* word-aligned: the Cortex-M0+ code reads each (cos, sin) pair as one 32-bit word */\n"
+        "#ifndef ES_TABLE_ALIGN\n#define ES_TABLE_ALIGN __attribute__((aligned(4)))\n#endif\n\n"
         + "\n".join(parts)
         + "\n#endif /* ES_RFFT256_Q15_H */\n"
     )

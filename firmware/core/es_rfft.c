@@ -5,6 +5,18 @@
 
 #include "es_rfft256_q15.h"
 
+/* 2 bitrev4(m): the bin pair of the last-stage butterfly at point 4m of a column */
+static const uint8_t LAST_BIN[16] = {0, 16, 8, 24, 4, 20, 12, 28, 2, 18, 10, 26, 6, 22, 14, 30};
+
+#if defined(__ARM_ARCH_6M__)
+/* es_rfft_m0.c: the same passes in Thumb-1 assembly (4-byte aligned buffers and tables) */
+void es_rfft_m0_radix2(const int16_t *in, const int16_t *window, int16_t *x, const int16_t *tw);
+void es_rfft_m0_stage1(int16_t *x, const int16_t *tw);
+void es_rfft_m0_stage2(int16_t *x, const int16_t *tw);
+void es_rfft_m0_stage3(const int16_t *x, int16_t *y, const uint8_t *last_bin);
+void es_rfft_m0_split(int16_t *x, const int16_t *coef);
+#endif
+
 /*
  * Layout: the 256 real samples are 128 complex points (re, im); the radix-2 step leaves the
  * even-frequency column in points 0..63 and the odd one in 64..127, each then a 64-point
@@ -114,8 +126,6 @@ static inline void butterfly_last(const int16_t *p, int16_t *y)
 
 static void radix4_stages(int16_t *x, int16_t *y)
 {
-    /* 2 bitrev4(m): the bin pair of the last-stage butterfly at point 4m of a column */
-    static const uint8_t last_bin[16] = {0, 16, 8, 24, 4, 20, 12, 28, 2, 18, 10, 26, 6, 22, 14, 30};
     const int16_t *tw = ES_RFFT_STAGE1_TW;
     for (uint32_t i = 0; i < 16; i++, tw += 6) {
         butterfly_first(x + 2 * i, tw);
@@ -129,7 +139,7 @@ static void radix4_stages(int16_t *x, int16_t *y)
         }
     }
     for (uint32_t m = 0; m < 16; m++) {
-        int16_t *bin = y + 2 * last_bin[m];
+        int16_t *bin = y + 2 * LAST_BIN[m];
         butterfly_last(x + 8 * m, bin);
         butterfly_last(x + COL + 8 * m, bin + 2);
     }
@@ -149,7 +159,7 @@ static inline int16_t high16(uint32_t v)
  *   out(k) = (P + 2^15 yr, Q - 2^15 yi) >> 16,  out(j) = (2^15 xr - P, Q - 2^15 xi) >> 16,
  * the same integers, so the same values modulo 2^32 as CMSIS's int32 arithmetic.
  */
-static void split_pass(int16_t *x)
+static void split_ends(int16_t *x)
 {
     const int32_t x0r = x[0], x0i = x[1];
     x[0] = (int16_t)((x0r + x0i) >> 1);
@@ -163,6 +173,10 @@ static void split_pass(int16_t *x)
                          (uint32_t)(mi * bi));
     x[2 * HALF + 1] = high16((uint32_t)(mr * bi) - (uint32_t)(mi * br) + (uint32_t)(mi * ar) +
                              (uint32_t)(mr * ai));
+}
+
+static void split_pairs(int16_t *x)
+{
     const int16_t *coef = ES_RFFT_SPLIT_A;
     int16_t *lo = x + 2, *hi = x + 2 * (2 * HALF - 1);
     for (uint32_t k = 1; k < HALF; k++, lo += 2, hi -= 2, coef += 2) {
@@ -180,11 +194,24 @@ static void split_pass(int16_t *x)
 void es_rfft256_q15(const int16_t in[ES_RFFT_LEN], const int16_t *window,
                     int16_t work[ES_RFFT_LEN], int16_t out[ES_RFFT_OUT])
 {
+#if defined(__ARM_ARCH_6M__)
+    const uintptr_t addresses = (uintptr_t)in | (uintptr_t)window | (uintptr_t)work | (uintptr_t)out;
+    if (window != NULL && (addresses & 3U) == 0U) {
+        es_rfft_m0_radix2(in, window, work, ES_RFFT_RADIX2_TW);
+        es_rfft_m0_stage1(work, ES_RFFT_STAGE1_TW);
+        es_rfft_m0_stage2(work, ES_RFFT_STAGE2_TW);
+        es_rfft_m0_stage3(work, out, LAST_BIN);
+        split_ends(out);
+        es_rfft_m0_split(out, ES_RFFT_SPLIT_A);
+        return;
+    }
+#endif
     if (window != NULL) {
         radix2_pass(in, window, work);
     } else {
         radix2_pass(in, NULL, work);
     }
     radix4_stages(work, out);
-    split_pass(out);
+    split_ends(out);
+    split_pairs(out);
 }

@@ -10,8 +10,13 @@
 
 #include <stdint.h>
 
+/* word-aligned: the Cortex-M0+ code reads each (cos, sin) pair as one 32-bit word */
+#ifndef ES_TABLE_ALIGN
+#define ES_TABLE_ALIGN __attribute__((aligned(4)))
+#endif
+
 /* radix-4-by-2 step: (cos, sin) for i = 0..63, twiddleCoef_128_q15[0..127] */
-static const int16_t ES_RFFT_RADIX2_TW[128] = {
+static const int16_t ES_RFFT_RADIX2_TW[128] ES_TABLE_ALIGN = {
      32767,      0,  32728,   1607,  32610,   3211,  32413,   4808,  32138,   6392,
      31785,   7961,  31357,   9512,  30852,  11039,  30273,  12539,  29621,  14010,
      28898,  15446,  28106,  16846,  27245,  18204,  26319,  19519,  25330,  20787,
@@ -27,7 +32,7 @@ static const int16_t ES_RFFT_RADIX2_TW[128] = {
     -32139,   6392, -32414,   4808, -32611,   3211, -32729,   1607};
 
 /* radix-4 stage 1, butterfly i = 0..15: W^2i, W^4i, W^6i (cos, sin each) */
-static const int16_t ES_RFFT_STAGE1_TW[96] = {
+static const int16_t ES_RFFT_STAGE1_TW[96] ES_TABLE_ALIGN = {
      32767,      0,  32767,      0,  32767,      0,  32610,   3211,  32138,   6392,
      31357,   9512,  32138,   6392,  30273,  12539,  27245,  18204,  31357,   9512,
      27245,  18204,  20787,  25330,  30273,  12539,  23170,  23170,  12539,  30273,
@@ -40,13 +45,13 @@ static const int16_t ES_RFFT_STAGE1_TW[96] = {
       3211,  32610, -32139,   6392,  -9513, -31358};
 
 /* radix-4 stage 2, group j = 0..3: W^8j, W^16j, W^24j (cos, sin each) */
-static const int16_t ES_RFFT_STAGE2_TW[24] = {
+static const int16_t ES_RFFT_STAGE2_TW[24] ES_TABLE_ALIGN = {
      32767,      0,  32767,      0,  32767,      0,  30273,  12539,  23170,  23170,
      12539,  30273,  23170,  23170,      0,  32767, -23171,  23170,  12539,  30273,
     -23171,  23170, -30274, -12540};
 
 /* split step, k = 1..63: (A_re, A_im) of realCoefAQ15 at stride 32 */
-static const int16_t ES_RFFT_SPLIT_A[126] = {
+static const int16_t ES_RFFT_SPLIT_A[126] ES_TABLE_ALIGN = {
      15982, -16379,  15580, -16364,  15179, -16340,  14778, -16305,  14378, -16261,
      13980, -16207,  13583, -16143,  13188, -16069,  12794, -15986,  12403, -15893,
      12014, -15791,  11628, -15679,  11245, -15557,  10864, -15426,  10487, -15286,
@@ -62,7 +67,7 @@ static const int16_t ES_RFFT_SPLIT_A[126] = {
         44,  -1205,     20,   -804,      5,   -402};
 
 /* split step at k = 64: A_re, A_im, B_re, B_im */
-static const int16_t ES_RFFT_SPLIT_MID[4] = {
+static const int16_t ES_RFFT_SPLIT_MID[4] ES_TABLE_ALIGN = {
          0,      0,  32767,      0};
 
 #endif /* ES_RFFT256_Q15_H */
