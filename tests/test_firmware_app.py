@@ -216,7 +216,7 @@ def test_alarm_bundle_on_pico_sim_fires_only_for_the_alarm_with_the_daemons_poli
 SRAM = (0x2000_0000, 0x2004_2000)  # the RP2040's 264 KB of SRAM (banks + scratch X/Y)
 FLASH = (0x1000_0000, 0x1100_0000)  # QSPI flash behind the XIP cache
 HOT_PATH = ("es_pipeline_push_block", "es_frontend_push_block", "es_frontend_quantize",
-            "arm_rfft_q15", "es_detector_update", "es_model_invoke_stream")  # fmt: skip
+            "es_rfft256_q15", "es_detector_update", "es_model_invoke_stream")  # fmt: skip
 
 
 def test_the_hot_path_runs_from_sram_in_the_board_placement(arm_toolchain) -> None:

@@ -3,16 +3,14 @@
 
 #include <string.h>
 
-#include "arm_const_structs.h"
 #include "es_hann_q15.h"
 #include "es_kernels.h"
 #include "es_mag.h"
-#include "es_rfft256_q15.h"
+#include "es_rfft.h"
 
 _Static_assert(sizeof ES_HANN_Q15 / sizeof ES_HANN_Q15[0] == ES_FFT_LEN,
                "Hann table must have ES_FFT_LEN entries");
-_Static_assert(sizeof ES_RFFT256_COEF_A / sizeof ES_RFFT256_COEF_A[0] == ES_FFT_LEN,
-               "split-RFFT table must hold ES_FFT_LEN / 2 complex pairs");
+_Static_assert(ES_RFFT_LEN == ES_FFT_LEN && ES_RFFT_OUT == 2 * ES_BINS, "es_rfft256_q15 sizes");
 _Static_assert(ES_BLOCK % ES_HOP == 0, "a block must hold whole hops");
 _Static_assert((ES_FRAMES - 1) * ES_HOP + ES_FFT_LEN == ES_CLIP_SAMPLES,
                "124 frames of hop 128 must cover the 1 s clip exactly");
@@ -23,16 +21,6 @@ EsStatus es_frontend_init(EsFrontEnd *fe)
         return ES_ERR_ARG;
     }
     memset(fe, 0, sizeof *fe);
-    /* What arm_rfft_init_256_q15(&rfft, 0, 1) sets (forward, natural output order), except
-     * that the split tables are the 256-point subset (es_rfft256_q15.h) with modifier 1: the
-     * same numbers, without linking CMSIS-DSP's 32 KB tables for all sizes up to 8192. */
-    fe->rfft.fftLenReal = ES_FFT_LEN;
-    fe->rfft.ifftFlagR = 0U;
-    fe->rfft.bitReverseFlagR = 1U;
-    fe->rfft.twidCoefRModifier = 1U;
-    fe->rfft.pTwiddleAReal = ES_RFFT256_COEF_A;
-    fe->rfft.pTwiddleBReal = ES_RFFT256_COEF_B;
-    fe->rfft.pCfft = &arm_cfft_sR_q15_len128;
     return ES_OK;
 }
 
@@ -41,11 +29,10 @@ EsStatus es_frontend_frame(EsFrontEnd *fe, const int16_t samples[ES_FFT_LEN], in
     if (fe == NULL || samples == NULL || out == NULL) {
         return ES_ERR_ARG;
     }
-    arm_mult_q15(samples, ES_HANN_Q15, fe->windowed, ES_FFT_LEN);
-    /* arm_rfft_q15 uses its source as scratch, hence the separate windowed buffer */
-    arm_rfft_q15(&fe->rfft, fe->windowed, fe->spectrum);
-    /* bin k at [2k], [2k+1]; bin N/2 (Nyquist) real part at [N], imaginary 0 at [N+1];
-     * es_cmplx_mag_q15 is arm_cmplx_mag_q15 to the bit, without its 64-bit multiplies */
+    /* arm_mult_q15 with the Hann table, then arm_rfft_q15 (256, forward), to the bit:
+     * bin k at [2k], [2k+1]; bin N/2 (Nyquist) real part at [N], imaginary 0 at [N+1] */
+    es_rfft256_q15(samples, ES_HANN_Q15, fe->fft_work, fe->spectrum);
+    /* es_cmplx_mag_q15 is arm_cmplx_mag_q15 to the bit, without its 64-bit multiplies */
     return es_cmplx_mag_q15(fe->spectrum, out, ES_BINS);
 }
 

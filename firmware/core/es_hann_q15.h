@@ -8,7 +8,8 @@
 
 #include <stdint.h>
 
-static const int16_t ES_HANN_Q15[256] = {
+/* word-aligned: the Cortex-M0+ FFT reads two entries per 32-bit load */
+static const int16_t ES_HANN_Q15[256] __attribute__((aligned(4))) = {
         0,     5,    20,    44,    79,   123,   177,   241,   315,   398,   491,   593,
       705,   827,   958,  1098,  1247,  1406,  1573,  1749,  1935,  2128,  2331,  2542,
      2761,  2989,  3224,  3468,  3719,  3978,  4244,  4518,  4799,  5086,  5381,  5682,

@@ -72,6 +72,34 @@ static void outputs_to_levels(EsPipeline *p)
     }
 }
 
+/*
+ * memmove(dst, src, n) for dst <= src (moving the model input up by one block, ~15.5 KB per
+ * block). On the Cortex-M0+ a 16-byte LDM/STM loop where both are word-aligned: ~0.8 cycles
+ * per byte against ~1.4 for newlib's memmove. Kept out of line so the benchmark counts it.
+ */
+#if defined(__GNUC__)
+__attribute__((noinline, noclone))
+#endif
+static void shift_input(int8_t *dst, const int8_t *src, size_t n)
+{
+#if defined(__ARM_ARCH_6M__)
+    const size_t bulk = n & ~(size_t)15U;
+    if (bulk != 0U && dst <= src && (((uintptr_t)dst | (uintptr_t)src) & 3U) == 0U) {
+        const int8_t *end = src + bulk;
+        __asm__ volatile("1:\n\t"
+                         "ldmia %[s]!, {r3, r4, r5, r6}\n\t"
+                         "stmia %[d]!, {r3, r4, r5, r6}\n\t"
+                         "cmp %[s], %[e]\n\t"
+                         "bne 1b\n\t"
+                         : [d] "+l"(dst), [s] "+l"(src)
+                         : [e] "l"(end)
+                         : "r3", "r4", "r5", "r6", "cc", "memory");
+        n -= bulk;
+    }
+#endif
+    memmove(dst, src, n);
+}
+
 EsStatus es_pipeline_push_block(EsPipeline *p, const int16_t block[ES_BLOCK], uint32_t t_ms,
                                 EsDetection *out, bool *fired)
 {
@@ -90,7 +118,7 @@ EsStatus es_pipeline_push_block(EsPipeline *p, const int16_t block[ES_BLOCK], ui
     /* from here until the model has run, its kept rows no longer match the input */
     const bool stream = p->model_in_step;
     p->model_in_step = false;
-    memmove(p->input, p->input + fresh, ES_INPUT_SIZE - fresh);
+    shift_input(p->input, p->input + fresh, ES_INPUT_SIZE - fresh);
     st = es_frontend_quantize(&p->frames[0][0], fresh, es_model_info.input_multiplier,
                               es_model_info.input_shift, es_model_info.input_zero_point,
                               p->input + ES_INPUT_SIZE - fresh);

@@ -32,7 +32,8 @@ typedef struct {
     EsFrontEnd fe;                                  /* q15 front end state */
     EsDetector det;                                 /* recogniser state */
     int16_t frames[ES_FRAMES_PER_BLOCK][ES_BINS];   /* the newest block's frames (magnitudes) */
-    int8_t input[ES_INPUT_SIZE];                    /* rolling int8 model input */
+    int8_t input[ES_INPUT_SIZE] __attribute__((aligned(4))); /* rolling int8 model input
+                                                                (word-aligned: see shift_input) */
     int8_t output[ES_DETECTOR_MAX_LABELS];          /* latest raw model output */
     uint16_t levels[ES_DETECTOR_MAX_LABELS];        /* latest scores, levels of 1/256 */
     uint32_t blocks;                                /* blocks processed since init */
