@@ -380,3 +380,56 @@ def test_make_streams_cli_builds_seeded_streams(tmp_path: Path) -> None:
     assert [json.loads(ev.path.read_text())["seed"] for ev in found] == [10, 11]
     assert all(len(ev.events) == 4 and ev.duration_s == 20.0 for ev in found)
     assert f"{found[0].wav_path}: 20 s, 4 events" in proc.stdout
+
+
+def test_window_means_are_what_the_detector_averages(tmp_path: Path) -> None:
+    """The per-label sweep's vectorised window means equal the Detector's own sums / counts."""
+    from tests.test_daemon_helpers import tone_bundle
+
+    b = load_bundle(tone_bundle())
+    (ev,) = find_streams([_tone_stream(tmp_path)])
+    rec = run_stream(b, read_wav(ev.wav_path), progress=False)
+    for window, count, hist in ((300, 2, 32), (1500, 8, 32), (5000, 1, 12)):
+        cfg = replace(stream_eval.detector_config(b, DetectorSettings(average_window_ms=window,
+                                                                      min_count=count)), max_history=hist)  # fmt: skip
+        t, n, means = stream_eval.window_means(rec, cfg)
+        kept = [(tt, s) for tt, s in zip(rec.t_ms, rec.scores, strict=True) if s is not None]
+        for i, (tt, _) in enumerate(kept):
+            inside = [s for t2, s in kept[: i + 1] if tt - t2 < window][-hist:]
+            assert t[i] == tt and n[i] == len(inside)
+            assert np.allclose(means[i], np.mean(inside, axis=0), atol=1e-9)
+
+
+def test_per_label_thresholds_free_a_label_one_offset_would_miss() -> None:
+    """Label A fires confidently on its events and on nothing else; label B's events score only
+    0.6 and a noise burst scores A at 0.9: one offset for both misses B or pays false alarms,
+    one threshold each catches every event within the budget."""
+    from earshot.detector import DetectorConfig
+    from trainer.stream_eval import Recording, per_label_thresholds
+
+    labels = ("_x_", "A", "B")
+    t_ms, scores = [], []
+    events = []
+    for k in range(40):  # one item every 10 s for 400 s: A events, B events, A-like noise
+        start = k * 10_000
+        kind = ("A", "B", "noise", "quiet")[k % 4]
+        if kind in ("A", "B"):
+            events.append(Event(kind, start / 1000 + 1.0, start / 1000 + 2.0))
+        for h in range(100):
+            t = start + h * 100
+            on = 1000 <= h * 100 < 2000
+            p = {"A": (0.02, 0.96, 0.02), "B": (0.4, 0.0, 0.6), "noise": (0.15, 0.85, 0.0)}.get(kind)
+            s = np.array(p if on and p else (1.0, 0.0, 0.0), np.float32)
+            t_ms.append(t)
+            scores.append(s)
+    cfg = DetectorConfig(labels=labels, thresholds=(0.5, 0.5, 0.5), average_window_ms=300,
+                         min_count=2, suppression_ms=1500, ignore=frozenset({"_x_"}))  # fmt: skip
+    rec = Recording(t_ms, scores, [], cfg, 400.0)
+    ev = type("Ev", (), {"events": tuple(events), "duration_s": 400.0, "negative_spans": ()})()
+    for off in np.arange(-0.4, 0.5, 0.05):  # one offset for both: misses B, or fires on the noise
+        thr = tuple(min(1.0, 0.5 + off) for _ in labels)
+        m = match(events, [(d.t_ms / 1000, d.label) for d in replay(rec, replace(cfg, thresholds=thr))], 400.0)
+        assert m["misses"] > 0 or m["false_alarms"] > 0, off
+    got = per_label_thresholds([(ev, rec)], cfg, 1.0, 0.0)  # no false alarm allowed
+    assert got is not None and got["miss_rate"] == 0.0 and got["false_alarms"] == 0
+    assert got["thresholds"]["A"] > 0.85 and got["thresholds"]["B"] <= 0.6

@@ -311,6 +311,94 @@ def sweep(
     return rows
 
 
+LABEL_GRID = tuple(round(0.30 + 0.02 * k, 2) for k in range(35))
+"""Thresholds :func:`per_label_thresholds` tries for each label (0.30 to 0.98)."""
+
+
+def window_means(rec: Recording, cfg: DetectorConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What ``Detector.update`` sees at each hop the gate let through: (time ms, results in the
+    window, per-label mean over the window), computed for all hops at once."""
+    keep = [i for i, x in enumerate(rec.scores) if x is not None]
+    if not keep:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, len(cfg.labels)))
+    t = np.array([rec.t_ms[i] for i in keep], np.int64)
+    scores = np.stack([rec.scores[i] for i in keep]).astype(np.float64)
+    idx = np.arange(t.size)
+    start = np.maximum(np.searchsorted(t, t - cfg.average_window_ms, side="right"),
+                       idx - cfg.max_history + 1)  # fmt: skip
+    csum = np.vstack([np.zeros(scores.shape[1]), np.cumsum(scores, axis=0)])
+    count = idx + 1 - start
+    return t, count, (csum[idx + 1] - csum[start]) / count[:, None]
+
+
+def _label_firings(t: np.ndarray, count: np.ndarray, means: np.ndarray, cfg: DetectorConfig,
+                   label: int, threshold: float) -> list[tuple[float, str]]:  # fmt: skip
+    """The detections of ``label`` alone at ``threshold`` (its own suppression only)."""
+    free = [i for i, x in enumerate(cfg.labels) if x not in cfg.ignore]
+    best = np.asarray(free)[np.argmax(means[:, free], axis=1)] if len(t) else np.zeros(0, int)
+    cand = np.flatnonzero((best == label) & (count >= cfg.min_count) & (means[:, label] >= threshold))
+    out, last = [], None
+    for i in cand:
+        if last is None or t[i] - last >= cfg.suppression_ms:
+            last = int(t[i])
+            out.append((last / 1000.0, cfg.labels[label]))
+    return out
+
+
+def per_label_thresholds(
+    streams: Sequence[tuple[StreamEvents, Recording]], cfg: DetectorConfig, tolerance_s: float,
+    target_fa_per_hour: float,
+) -> dict[str, Any] | None:
+    """A threshold per firing label: the most hits with at most ``target_fa_per_hour`` false
+    alarms in all, each label's hits and false alarms counted alone (:data:`LABEL_GRID`; of
+    thresholds with the same counts the middle one), the budget shared out exactly (ties: fewer
+    false alarms, then higher thresholds). A smoke
+    alarm's T3 and a CO alarm's T4 score very differently, so one offset for both misses one
+    of them. The result is then replayed exactly; None if that breaks the budget."""
+    labels = firing_labels(cfg)
+    hours = sum(ev.duration_s for ev, _ in streams) / 3600.0
+    budget = int(math.floor(target_fa_per_hour * hours + 1e-9))
+    views = [(ev, window_means(rec, cfg)) for ev, rec in streams]
+    options: dict[str, list[tuple[int, int, float]]] = {}
+    for name in labels:
+        k = cfg.labels.index(name)
+        rows = []
+        for thr in LABEL_GRID:
+            got = [match(ev.events, _label_firings(*v, cfg, k, thr), ev.duration_s, tolerance_s,
+                         labels=labels)["per_label"][name] for ev, v in views]  # fmt: skip
+            rows.append((sum(g["false_alarms"] for g in got), sum(g["hits"] for g in got), thr))
+        # thresholds that give the same counts: keep the middle one (margin both ways)
+        same: dict[tuple[int, int], list[float]] = {}
+        for fa, hits, thr in rows:
+            same.setdefault((fa, hits), []).append(thr)
+        options[name] = [(fa, hits, ts[len(ts) // 2]) for (fa, hits), ts in same.items()]
+    # exact share-out of the false-alarm budget: best[fa] = (hits, -fa, thresholds)
+    best: dict[int, tuple[int, float, dict[str, float]]] = {0: (0, 0.0, {})}
+    for name in labels:
+        nxt: dict[int, tuple[int, float, dict[str, float]]] = {}
+        for fa0, (h0, m0, chosen) in best.items():
+            for fa, hits, thr in options[name]:
+                if fa0 + fa > budget:
+                    continue
+                cand = (h0 + hits, m0 + thr, {**chosen, name: thr})
+                old = nxt.get(fa0 + fa)
+                if old is None or cand[:2] > old[:2]:
+                    nxt[fa0 + fa] = cand
+        best = nxt
+        if not best:
+            return None
+    fa, (hits, _, chosen) = max(best.items(), key=lambda kv: (kv[1][0], -kv[0], kv[1][1]))
+    thr = tuple(chosen.get(x, t) for x, t in zip(cfg.labels, cfg.thresholds, strict=True))
+    exact = replace(cfg, thresholds=thr)
+    res = pool([match(ev.events, _as_pairs(replay(rec, exact)), ev.duration_s, tolerance_s,
+                      ev.negative_spans, labels) for ev, rec in streams])  # fmt: skip
+    if res["fa_per_hour"] is None or res["fa_per_hour"] > target_fa_per_hour or res["recall"] is None:
+        return None
+    return {"thresholds": chosen, "miss_rate": round(1.0 - res["recall"], 4),
+            "fa_per_hour": res["fa_per_hour"], "false_alarms": res["false_alarms"],
+            "hits": res["hits"], "events": res["events"]}  # fmt: skip
+
+
 TIMINGS = ((300, 2), (600, 3), (1000, 5), (1500, 8))
 """(average_window_ms, min_count) pairs ``--record thresholds`` tries when no timing rule is set:
 a word is over in half a second, an alarm pattern lasts seconds (measured on validation
@@ -327,14 +415,21 @@ def choose_timing(
     step: float = SWEEP_STEP,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """For each of :data:`TIMINGS`, the threshold sweep and its suggestion; the pick is the
-    lowest miss rate within ``target_fa_per_hour``, ties going to the shorter window (sooner
-    alerts). ``{"average_window_ms", "min_count", "suggested", "tried": [...]}``; the pick's
-    ``suggested`` is None when no pair keeps to the target (the run's own pair is kept)."""
+    """For each of :data:`TIMINGS`, the threshold sweep's suggestion (one offset for all labels)
+    and :func:`per_label_thresholds`' (one threshold each), the lower miss rate of the two (ties:
+    the offset); the pick is the lowest miss rate within ``target_fa_per_hour``, ties going to
+    the shorter window (sooner alerts). ``{"average_window_ms", "min_count", "suggested",
+    "tried": [...]}``; the pick's ``suggested`` is None when no pair keeps to the target (the
+    run's own pair is kept). A per-label suggestion has ``thresholds`` and no offset."""
     tried = []
     for window, count in TIMINGS:
         rules = replace(settings, average_window_ms=window, min_count=count)
         s = suggest(sweep(bundle, streams, rules, tolerance_s, step, progress), target_fa_per_hour)
+        cfg = detector_config(bundle, rules)
+        each = per_label_thresholds([(ev, replace(rec, config=cfg)) for ev, rec in streams], cfg,
+                                    tolerance_s, target_fa_per_hour)  # fmt: skip
+        if each is not None and (s is None or each["miss_rate"] < s["miss_rate"]):
+            s = {**each, "threshold_offset": None}
         tried.append({"average_window_ms": window, "min_count": count, "suggested": s})
     ok = [t for t in tried if t["suggested"] is not None]
     if not ok:
@@ -502,6 +597,13 @@ def _f(v: Any, fmt: str = ".3f") -> str:
     return "-" if v is None else format(v, fmt)
 
 
+def _setting(s: dict[str, Any]) -> str:
+    """A suggestion as words: its threshold offset, or its thresholds per label."""
+    if s.get("threshold_offset") is not None:
+        return f"threshold offset {s['threshold_offset']:+.2f}"
+    return "thresholds " + ", ".join(f"{k} {v:.2f}" for k, v in s["thresholds"].items())
+
+
 def _timing_lines(e: dict[str, Any]) -> list[str]:
     """The averaging windows tried for ``--record thresholds``, as a table."""
     t = e.get("timing")
@@ -509,12 +611,12 @@ def _timing_lines(e: dict[str, Any]) -> list[str]:
         return []
     out = ["", "Averaging window (with `--record thresholds`): the lowest miss rate within the "
            "target, ties to the shorter window.", "",
-           "| window ms | min count | offset | miss rate | FA/h | picked |", "|---|---|---|---|---|---|"]
+           "| window ms | min count | setting | miss rate | FA/h | picked |", "|---|---|---|---|---|---|"]
     for r in t["tried"]:
         s = r["suggested"] or {}
         mark = "yes" if (r["average_window_ms"], r["min_count"]) == (t["average_window_ms"], t["min_count"]) \
             and t["suggested"] is not None else ""
-        out.append(f"| {r['average_window_ms']} | {r['min_count']} | {_f(s.get('threshold_offset'), '+.2f')} | "
+        out.append(f"| {r['average_window_ms']} | {r['min_count']} | {_setting(s) if s else '-'} | "
                    f"{_f(s.get('miss_rate'), '.1%')} | {_f(s.get('fa_per_hour'), '.2f')} | {mark} |")
     return out
 
@@ -642,7 +744,13 @@ def record_in_manifest(
             summary["suggested_offset"] = pick["suggested"]["threshold_offset"]
             summary["timing"] = {k: pick[k] for k in ("average_window_ms", "min_count")}
         off = summary["suggested_offset"]
-        if off is None:
+        if pick.get("suggested") is not None and off is None:  # one threshold per label
+            chosen = pick["suggested"]["thresholds"]
+            doc["thresholds"] = {k: (round(min(0.99, max(0.05, chosen[k])), 4) if k in chosen else v)
+                                 for k, v in doc["thresholds"].items()}  # fmt: skip
+            doc["thresholds_from"] = {"method": "per-label stream sweep", "thresholds": chosen,
+                                      "streams": list(streams)}  # fmt: skip
+        elif off is None:
             _LOGGER.warning("%s: no threshold keeps to %s false alarms/h; thresholds unchanged",
                             bundle, m["target_fa_per_hour"])  # fmt: skip
         else:
@@ -732,7 +840,7 @@ def run(args: argparse.Namespace) -> int:
         t = e.get("timing")
         if t and t["suggested"] is not None:
             print(f"  recorded: averaging window {t['average_window_ms']} ms, min count "
-                  f"{t['min_count']}, threshold offset {t['suggested']['threshold_offset']:+.2f} "
+                  f"{t['min_count']}, {_setting(t['suggested'])} "
                   f"(miss {t['suggested']['miss_rate']:.1%}, {t['suggested']['fa_per_hour']:.2f} FA/h)")
     print(f"report: {args.out / 'report.md'} and {args.out / 'report.json'}")
     return 0
