@@ -7,7 +7,10 @@ held-out recordings (``trainer.heldout``, the ``test`` split):
 * clip accuracy on the test split, clean and with held-out music/speech mixed in at 10 dB SNR;
 * streamed recall, false alarms per hour (events streams with negative stretches, plus an hour
   of music, speech and words no model trained on), onset-to-detection latency, through
-  ``earshotd run``'s own recogniser (``trainer.stream_eval``);
+  ``earshotd run``'s own recogniser (``trainer.stream_eval``), with the detector settings
+  ``make demo`` gives a bundle: chosen on validation streams (``--record thresholds``: other
+  voices, training recordings), then measured on the test streams; the bundle as trained
+  (thresholds from validation clips) is reported beside them (``as_trained``);
 * cost: multiply-accumulates per inference and per audio second at the daemon's hop, and the
   CPU seconds the stream run took per audio second on this machine (single thread).
 
@@ -42,10 +45,10 @@ RUNS: tuple[tuple[str, str, list[str]], ...] = (
                                 "--labels", KEYWORDS, *COMMON]),
     ("kw-pi", "keywords", ["--target", "pi", "--labels", KEYWORDS, *COMMON]),
     ("kw-rp2040", "keywords", ["--target", "rp2040", "--labels", KEYWORDS, *COMMON]),
-    ("alarm-pi", "alarm", ["--transfer-from", "@kw-pi", "--positive", "smoke_alarm",
+    ("alarm-pi", "alarm", ["--transfer-from", "@kw-pi", "--positive", "smoke_alarm,co_alarm",
                            "--augment-copies", "3"]),
-    ("alarm-rp2040", "alarm", ["--transfer-from", "@kw-rp2040", "--positive", "smoke_alarm",
-                               "--augment-copies", "3"]),
+    ("alarm-rp2040", "alarm", ["--transfer-from", "@kw-rp2040", "--positive",
+                               "smoke_alarm,co_alarm", "--augment-copies", "3"]),
 )  # fmt: skip
 NOISY_SNR_DB = 10.0
 
@@ -95,14 +98,14 @@ def firing_labels(bundle: Path) -> list[str]:
     return [x for x in cfg.labels if x not in cfg.ignore]
 
 
-def streams_for(out: Path, data: Path, bundle: Path, quick: bool) -> Path:
+def streams_for(out: Path, data: Path, bundle: Path, quick: bool, split: str = "test") -> Path:
     from trainer import heldout
 
     labels = firing_labels(bundle)
     kind = "alarm" if all("alarm" in x for x in labels) else "keywords"
-    folder = out / "streams" / kind
+    folder = out / "streams" / f"{kind}-{split}"
     if not (folder / "negatives.events.json").is_file():
-        heldout.make_streams(data / kind, folder, labels, "test", seed=1,
+        heldout.make_streams(data / kind, folder, labels, split, seed=1 if split == "test" else 3,
                              events_minutes=1.0 if quick else heldout.EVENTS_MINUTES,
                              negatives_minutes=2.0 if quick else heldout.NEGATIVES_MINUTES,
                              progress=False)  # fmt: skip
@@ -147,11 +150,32 @@ def cpu_per_audio_s(bundle: Path, streams: Path) -> float:
     return (time.process_time() - t0) / (audio.size / 16000)
 
 
-def measure(name: str, bundle: Path, streams: Path) -> dict[str, Any]:
+def tuned_copy(out: Path, name: str, bundle: Path, val_streams: Path) -> Path:
+    """A copy of ``bundle`` with the detector settings ``make demo`` gives it: chosen on the
+    validation streams (``evaluate-stream --record thresholds``)."""
+    import shutil
+
+    from trainer.stream_eval import record_in_manifest, stream_metrics
+
+    dst = out / "tuned" / name
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(bundle, dst)
+    m = stream_metrics(dst, [val_streams], progress=False, timing=True)
+    record_in_manifest(dst, m, [str(val_streams)], apply=True)
+    return dst
+
+
+def measure(name: str, bundle: Path, streams: Path, val_streams: Path, out: Path) -> dict[str, Any]:
     from trainer.stream_eval import stream_metrics
 
     row: dict[str, Any] = {"bundle": str(bundle), **clip_accuracy(bundle), **cost(bundle)}
-    sm = stream_metrics(bundle, [streams], progress=False)
+    raw = stream_metrics(bundle, [streams], progress=False)["overall"]
+    row["as_trained"] = {"recall": raw["recall"], "fa_per_hour": raw["fa_per_hour"]}
+    tuned = tuned_copy(out, name, bundle, val_streams)
+    doc = json.loads((tuned / "manifest.json").read_text())
+    row["chosen_on_val"] = {"thresholds": doc["thresholds"], "detector": doc.get("detector", {}),
+                            "method": doc.get("thresholds_from", {}).get("method")}  # fmt: skip
+    sm = stream_metrics(tuned, [streams], progress=False)
     cpu = cpu_per_audio_s(bundle, streams)
     audio_s = sum(s["duration_s"] for s in sm["streams"])
     o = sm["overall"]
@@ -169,7 +193,7 @@ def measure(name: str, bundle: Path, streams: Path) -> dict[str, Any]:
 
 def table(rows: dict[str, dict[str, Any]], base: str) -> str:
     head = (f"{'bundle':<13} {'clean':>6} {'10dB':>6} {'recall':>7} {'FA/h':>7} {'p95 ms':>7} "
-            f"{'MMAC/s':>7} {'x base':>6} {'CPU/s':>7}")  # fmt: skip
+            f"{'trained:rec':>11} {'FA/h':>6} {'MMAC/s':>7} {'x base':>6} {'CPU/s':>7}")  # fmt: skip
     lines = [head, "-" * len(head)]
     b = rows[base]["macs_per_audio_s"] or 1
 
@@ -180,7 +204,8 @@ def table(rows: dict[str, dict[str, Any]], base: str) -> str:
         lines.append(
             f"{name:<13} {f(r['clean'], '.3f'):>6} {f(r['noisy_10db'], '.3f'):>6} "
             f"{f(r['recall'], '.3f'):>7} {f(r['fa_per_hour'], '.1f'):>7} "
-            f"{f(r['latency_p95_ms'], '.0f'):>7} {r['macs_per_audio_s'] / 1e6:>7.1f} "
+            f"{f(r['latency_p95_ms'], '.0f'):>7} {f(r['as_trained']['recall'], '.3f'):>11} "
+            f"{f(r['as_trained']['fa_per_hour'], '.1f'):>6} {r['macs_per_audio_s'] / 1e6:>7.1f} "
             f"{r['macs_per_audio_s'] / b:>6.2f} {f(r['cpu_s_per_audio_s'], '.4f'):>7}"
         )
     return "\n".join(lines)
@@ -209,9 +234,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         data = build_data(args.out, args.per_label, args.alarm_per_label, args.speakers)
         bundles = train_all(args.out, data, args.epochs)
-    rows = {n: measure(n, b, streams_for(args.out, data, b, args.quick))
+    rows = {n: measure(n, b, streams_for(args.out, data, b, args.quick),
+                       streams_for(args.out, data, b, args.quick, "val"), args.out)
             for n, b in bundles.items()}  # fmt: skip
     base = "kw-pi-seed" if "kw-pi-seed" in rows else next(iter(rows))
+    print("recall, FA/h, p95: detector settings chosen on validation streams (as make demo does); "
+          "trained: as trained")
     print(table(rows, base))
     result = {"machine": platform.machine(), "python": platform.python_version(),
               "baseline": base, "snr_db_noisy": NOISY_SNR_DB, "rows": rows,
