@@ -152,3 +152,118 @@ EsStatus es_frontend_quantize(const int16_t *mag, size_t n, int32_t multiplier, 
     }
     return ES_OK;
 }
+
+/* ---- the table (see es_frontend.h) ---- */
+
+static int8_t quantize_one(const EsQuantTable *t, int32_t m)
+{
+    const int16_t v = (int16_t)m;
+    int8_t q = 0;
+    (void)es_frontend_quantize(&v, 1, t->multiplier, t->shift, t->zero_point, &q);
+    return q;
+}
+
+/* floor(log2(v)) for v > 0 */
+static uint32_t log2_floor(uint32_t v)
+{
+    uint32_t k = 0;
+    while (v > 1U) {
+        v >>= 1;
+        k++;
+    }
+    return k;
+}
+
+/* The widest bucket shift with at most one +1 step per bucket; *last the last step's m (0: none). */
+static uint32_t widest_shift(const EsQuantTable *t, int32_t *last)
+{
+    uint32_t k = 8;
+    int32_t prev_step = -1;
+    int32_t prev_q = quantize_one(t, 0);
+    *last = 0;
+    for (int32_t m = 1; m <= INT16_MAX; m++) {
+        const int32_t q = quantize_one(t, m);
+        if (q == prev_q) {
+            continue;
+        }
+        if (q != prev_q + 1) {
+            k = 0; /* only k = 0 holds a jump of more than one */
+        } else if (prev_step >= 0) {
+            const uint32_t apart = log2_floor((uint32_t)(prev_step ^ m));
+            k = apart < k ? apart : k;
+        }
+        prev_step = m;
+        prev_q = q;
+        *last = m;
+    }
+    return k;
+}
+
+/* Entry of bucket b: its first value and the offset of its step (256: none). */
+static uint16_t bucket_entry(const EsQuantTable *t, uint32_t b)
+{
+    const int32_t start = (int32_t)(b << t->shift_k);
+    const int8_t base = quantize_one(t, start);
+    uint32_t step = 256U;
+    for (int32_t j = 1; j < (1 << t->shift_k) && start + j <= INT16_MAX; j++) {
+        if (quantize_one(t, start + j) != base) {
+            step = (uint32_t)j;
+            break;
+        }
+    }
+    return (uint16_t)(((uint32_t)(uint8_t)base << 8) + 256U - step);
+}
+
+EsStatus es_quant_table_init(EsQuantTable *t, int32_t multiplier, int32_t shift,
+                             int32_t zero_point)
+{
+    if (t == NULL) {
+        return ES_ERR_ARG;
+    }
+    int8_t probe;
+    const int16_t zero = 0;
+    EsStatus st = es_frontend_quantize(&zero, 1, multiplier, shift, zero_point, &probe);
+    if (st != ES_OK) {
+        return st;
+    }
+    memset(t, 0, sizeof *t);
+    t->multiplier = multiplier;
+    t->shift = shift;
+    t->zero_point = zero_point;
+    int32_t last;
+    t->shift_k = (uint8_t)widest_shift(t, &last);
+    t->top = quantize_one(t, last);
+    const uint32_t buckets = last == 0 ? 0U : ((uint32_t)last >> t->shift_k) + 1U;
+    if (buckets > ES_QTABLE_MAX) {
+        return ES_OK; /* t->table false: the reference for every value */
+    }
+    t->buckets = (uint16_t)buckets;
+    for (uint32_t b = 0; b < buckets; b++) {
+        t->entry[b] = bucket_entry(t, b);
+    }
+    t->table = true;
+    return ES_OK;
+}
+
+EsStatus es_quant_table_apply(const EsQuantTable *t, const int16_t *mag, size_t n, int8_t *out)
+{
+    if (t == NULL || mag == NULL || out == NULL) {
+        return ES_ERR_ARG;
+    }
+    if (!t->table) {
+        return es_frontend_quantize(mag, n, t->multiplier, t->shift, t->zero_point, out);
+    }
+    const uint32_t k = t->shift_k, mask = (1U << k) - 1U, buckets = t->buckets;
+    for (size_t i = 0; i < n; i++) {
+        const uint32_t m = (uint16_t)mag[i]; /* negative m: >= 2^15, past every bucket */
+        const uint32_t b = m >> k;
+        if (b < buckets) {
+            out[i] = (int8_t)(uint8_t)((t->entry[b] + (m & mask)) >> 8);
+        } else if (m <= (uint32_t)INT16_MAX) {
+            out[i] = t->top;
+        } else {
+            out[i] = quantize_one(t, mag[i]);
+        }
+    }
+    return ES_OK;
+}

@@ -45,11 +45,15 @@ EsStatus es_pipeline_init(EsPipeline *p, const EsDetectorConfig *cfg)
     if (st != ES_OK) {
         return st;
     }
+    st = es_quant_table_init(&p->quant, es_model_info.input_multiplier, es_model_info.input_shift,
+                             es_model_info.input_zero_point);
+    if (st != ES_OK) {
+        return st;
+    }
     /* the spectrogram before the stream is all zeros; quantise one zero for its int8 value */
     const int16_t zero = 0;
     int8_t q0;
-    st = es_frontend_quantize(&zero, 1, es_model_info.input_multiplier, es_model_info.input_shift,
-                              es_model_info.input_zero_point, &q0);
+    st = es_quant_table_apply(&p->quant, &zero, 1, &q0);
     if (st != ES_OK) {
         return st;
     }
@@ -119,9 +123,7 @@ EsStatus es_pipeline_push_block(EsPipeline *p, const int16_t block[ES_BLOCK], ui
     const bool stream = p->model_in_step;
     p->model_in_step = false;
     shift_input(p->input, p->input + fresh, ES_INPUT_SIZE - fresh);
-    st = es_frontend_quantize(&p->frames[0][0], fresh, es_model_info.input_multiplier,
-                              es_model_info.input_shift, es_model_info.input_zero_point,
-                              p->input + ES_INPUT_SIZE - fresh);
+    st = es_quant_table_apply(&p->quant, &p->frames[0][0], fresh, p->input + ES_INPUT_SIZE - fresh);
     if (st != ES_OK) {
         return st;
     }
