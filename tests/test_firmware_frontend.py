@@ -35,11 +35,12 @@ def expected_features(pcm: np.ndarray) -> np.ndarray:
     return frontends.Q15FrontEnd().native(clip)
 
 
-def c_features(es_host: Path, pcm: np.ndarray, tmp_path: Path) -> tuple[np.ndarray, ...]:
+def c_features(es_host: Path, pcm: np.ndarray, tmp_path: Path,
+               *extra: str) -> tuple[np.ndarray, ...]:
     wav = tmp_path / "in.wav"
     wavio.write_wav(wav, pcm.astype(np.int16))
     outs = [tmp_path / n for n in ("features.bin", "scratch.bin", "input.bin")]
-    proc = fb.run_host(es_host, "--features", str(outs[0]), "--scratch", str(outs[1]),
+    proc = fb.run_host(es_host, *extra, "--features", str(outs[0]), "--scratch", str(outs[1]),
                        "--input", str(outs[2]), str(wav))
     assert proc.returncode == 0, proc.stderr.decode()
     feat = np.fromfile(outs[0], "<i2").reshape(124, 129)
@@ -48,8 +49,8 @@ def c_features(es_host: Path, pcm: np.ndarray, tmp_path: Path) -> tuple[np.ndarr
     return feat, scratch, inp
 
 
-def assert_bit_exact(es_host: Path, pcm: np.ndarray, tmp_path: Path) -> None:
-    feat, scratch, inp = c_features(es_host, pcm, tmp_path)
+def assert_bit_exact(es_host: Path, pcm: np.ndarray, tmp_path: Path, *extra: str) -> None:
+    feat, scratch, inp = c_features(es_host, pcm, tmp_path, *extra)
     want = expected_features(pcm)
     bad = np.argwhere(feat != want)
     assert bad.size == 0, f"{len(bad)} bins differ, first (frame, bin) {bad[0].tolist()}: " \
@@ -141,6 +142,17 @@ def test_streaming_across_many_block_counts(es_host, tmp_path) -> None:
         sub = tmp_path / f"b{blocks}"
         sub.mkdir()
         assert_bit_exact(es_host, pcm[: blocks * BLOCK], sub)
+
+
+def test_streaming_with_misaligned_blocks(es_host, tmp_path) -> None:
+    """Blocks at a non-word-aligned address (every other one) take the front end's copy path
+    instead of reading the block in place: the same bits, across switches between the two."""
+    rng = np.random.default_rng(8)
+    pcm = np.clip(rng.normal(0, 9000, 2 * CLIP), -32768, 32767).astype(np.int16)
+    for blocks in (1, 2, 33, 48):
+        sub = tmp_path / f"b{blocks}"
+        sub.mkdir()
+        assert_bit_exact(es_host, pcm[: blocks * BLOCK], sub, "--misalign")
 
 
 @pytest.mark.parametrize("scale", [0.003, 0.05, 0.37, 1.0, 2.5, 17.0, 123.4, 4096.0])

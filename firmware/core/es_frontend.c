@@ -42,16 +42,21 @@ EsStatus es_frontend_push_block(EsFrontEnd *fe, const int16_t block[ES_BLOCK],
     if (fe == NULL || block == NULL || frames == NULL) {
         return ES_ERR_ARG;
     }
-    /* Copy counts are in samples times sizeof: the seed copied 128 bytes (64 samples) here. */
-    memcpy(fe->work, fe->tail, ES_TAIL * sizeof fe->work[0]);
-    memcpy(fe->work + ES_TAIL, block, ES_BLOCK * sizeof fe->work[0]);
+    /* work[0..128) holds the previous block's last 128 samples (the seed kept 128 bytes, i.e.
+     * 64 samples). Only frame 0 straddles them and the block; the others read the block itself
+     * when it is word-aligned as es_rfft256_q15's fast passes want (else all from the copy). */
+    const bool direct = ((uintptr_t)block & 3U) == 0U;
+    const size_t copied = direct ? ES_FFT_LEN - ES_TAIL : ES_BLOCK;
+    memcpy(fe->work + ES_TAIL, block, copied * sizeof fe->work[0]);
     for (size_t f = 0; f < ES_FRAMES_PER_BLOCK; f++) {
-        EsStatus st = es_frontend_frame(fe, fe->work + f * ES_HOP, frames[f]);
+        const int16_t *start = f == 0U || !direct ? fe->work + f * ES_HOP
+                                                  : block + (f - 1U) * ES_HOP;
+        EsStatus st = es_frontend_frame(fe, start, frames[f]);
         if (st != ES_OK) {
             return st;
         }
     }
-    memcpy(fe->tail, fe->work + ES_BLOCK, ES_TAIL * sizeof fe->tail[0]);
+    memcpy(fe->work, block + ES_BLOCK - ES_TAIL, ES_TAIL * sizeof fe->work[0]);
     fe->blocks++;
     return ES_OK;
 }

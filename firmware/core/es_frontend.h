@@ -44,8 +44,9 @@
 #define ES_TAIL (ES_FFT_LEN - ES_HOP)             /* 128 overlap samples kept between blocks */
 
 typedef struct {
-    int16_t tail[ES_TAIL];                  /* last 128 samples of the previous block */
-    int16_t work[ES_TAIL + ES_BLOCK];       /* tail followed by the new block */
+    int16_t work[ES_TAIL + ES_BLOCK];       /* the last 128 samples of the previous block (the
+                                               tail), then the new block (only its first 128
+                                               samples when the block is word-aligned) */
     int16_t fft_work[ES_FFT_LEN];           /* es_rfft256_q15's scratch */
     int16_t spectrum[ES_FFT_LEN + 2];       /* bins 0..128 as (re, im) (es_rfft256_q15) */
     uint32_t blocks;                        /* blocks pushed since init */

@@ -10,6 +10,7 @@
  *                    little-endian, oldest frame first) to OUT ("-" = stdout)
  *   --scratch OUT    the same, computed from scratch (es_frontend_clip) on the last 16000 samples
  *   --input OUT      the int8 model input after the last block (124 x 129 bytes)
+ *   --misalign       hand every other block to the pipeline 2 bytes off a word boundary
  *   --trace OUT      one text line per block: "<t_ms> <level> <level> ..." (scores in 1/256)
  *   --scores         no WAV: replay detector vectors from stdin (see usage()) — the test harness
  *                    for es_detector against earshot/detector.py
@@ -46,6 +47,7 @@ typedef struct {
     bool scores;              /* --scores replay mode */
     const char *quantize;     /* --quantize M,S,Z, or NULL */
     bool quantize_table;      /* --quantize-table: the same via es_quant_table_apply */
+    bool misalign;            /* --misalign: odd blocks at a non-word-aligned address */
     uint32_t status_ms;       /* --lines: device time between STATUS lines */
     const char *lines;        /* --lines output (the application's serial lines), or NULL */
     EsDetectorConfig det;     /* detector settings (default: the compiled policy) */
@@ -91,6 +93,7 @@ static void usage(FILE *f)
             "  --features OUT       write the final int16 spectrogram (124x129 LE) to OUT\n"
             "  --scratch OUT        same, computed from scratch on the last 16000 samples\n"
             "  --input OUT          write the final int8 model input (124x129) to OUT\n"
+            "  --misalign           pass every other block at a non-word-aligned address\n"
             "  --trace OUT          write each block's scores (levels of 1/256) to OUT\n"
             "  --quantize M,S,Z     no WAV: int16 LE on stdin -> int8 on stdout (multiplier,\n"
             "                       shift, zero point)\n"
@@ -196,6 +199,9 @@ static bool parse_args(int argc, char **argv, HostArgs *a)
         bool takes = true;
         if (strcmp(opt, "--scores") == 0) {
             a->scores = true;
+            takes = false;
+        } else if (strcmp(opt, "--misalign") == 0) {
+            a->misalign = true;
             takes = false;
         } else if (strcmp(opt, "--help") == 0 || strcmp(opt, "-h") == 0) {
             usage(stdout);
@@ -483,9 +489,12 @@ static int run_wav(const HostArgs *a)
         }
     }
     es_spectrogram_clear(&g_spec);
-    int16_t block[ES_BLOCK];
+    static int16_t buf[ES_BLOCK + 2] __attribute__((aligned(4)));
+    int16_t *block = buf;
     uint32_t b = 0;
-    while (st == ES_OK && read_block(f, &left, block) == ES_BLOCK) {
+    /* --misalign: every other block 2 bytes off a word boundary (the front end's copy path) */
+    while (st == ES_OK && read_block(f, &left, block = buf + (a->misalign ? (b & 1U) : 0U)) ==
+                              ES_BLOCK) {
         deliver_commands(a, &hp, b++);
         const bool detecting = g_app.mode == ES_MODE_DETECT;
         st = es_app_block(&g_app, block, 0u);
