@@ -61,7 +61,8 @@ SEED = {"inference_ms": 24.0, "block_limit_ms": 32.0, "arena_bytes": 128 * 1024}
 """The seed firmware (TFLM + AllOpsResolver): inference per block, hard limit, arena."""
 BUDGET = {"block_ms": 6.0, "flash_bytes": 64 * 1024, "ram_bytes": 48 * 1024}
 """The budget (docs/architecture.md): front end + inference per 512-sample block, flash of core + model, RAM peak."""
-FRONT_END_CALLS = ("es_frontend_push_block", "es_frontend_quantize", "memmove", "shift_input")
+FRONT_END_CALLS = ("es_frontend_push_block", "es_frontend_quantize", "es_quant_table_apply",
+                   "memmove", "shift_input")
 """What es_pipeline_push_block calls to turn a block into the model's new input rows."""
 INFERENCE_CALL = "es_model_invoke_stream"
 """What es_pipeline_push_block calls for the model on every block after the first."""

@@ -7,6 +7,7 @@ scratch on the last second (``--scratch``), and the int8 model input (``--input`
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from earshot import audio, frontends, quant, wavio
 from trainer import firmware_build as fb
 
+FRONTEND_H = fb.FIRMWARE / "core" / "es_frontend.h"
 BLOCK = 512
 CLIP = 16000
 
@@ -33,11 +35,12 @@ def expected_features(pcm: np.ndarray) -> np.ndarray:
     return frontends.Q15FrontEnd().native(clip)
 
 
-def c_features(es_host: Path, pcm: np.ndarray, tmp_path: Path) -> tuple[np.ndarray, ...]:
+def c_features(es_host: Path, pcm: np.ndarray, tmp_path: Path,
+               *extra: str) -> tuple[np.ndarray, ...]:
     wav = tmp_path / "in.wav"
     wavio.write_wav(wav, pcm.astype(np.int16))
     outs = [tmp_path / n for n in ("features.bin", "scratch.bin", "input.bin")]
-    proc = fb.run_host(es_host, "--features", str(outs[0]), "--scratch", str(outs[1]),
+    proc = fb.run_host(es_host, *extra, "--features", str(outs[0]), "--scratch", str(outs[1]),
                        "--input", str(outs[2]), str(wav))
     assert proc.returncode == 0, proc.stderr.decode()
     feat = np.fromfile(outs[0], "<i2").reshape(124, 129)
@@ -46,8 +49,8 @@ def c_features(es_host: Path, pcm: np.ndarray, tmp_path: Path) -> tuple[np.ndarr
     return feat, scratch, inp
 
 
-def assert_bit_exact(es_host: Path, pcm: np.ndarray, tmp_path: Path) -> None:
-    feat, scratch, inp = c_features(es_host, pcm, tmp_path)
+def assert_bit_exact(es_host: Path, pcm: np.ndarray, tmp_path: Path, *extra: str) -> None:
+    feat, scratch, inp = c_features(es_host, pcm, tmp_path, *extra)
     want = expected_features(pcm)
     bad = np.argwhere(feat != want)
     assert bad.size == 0, f"{len(bad)} bins differ, first (frame, bin) {bad[0].tolist()}: " \
@@ -141,6 +144,17 @@ def test_streaming_across_many_block_counts(es_host, tmp_path) -> None:
         assert_bit_exact(es_host, pcm[: blocks * BLOCK], sub)
 
 
+def test_streaming_with_misaligned_blocks(es_host, tmp_path) -> None:
+    """Blocks at a non-word-aligned address (every other one) take the front end's copy path
+    instead of reading the block in place: the same bits, across switches between the two."""
+    rng = np.random.default_rng(8)
+    pcm = np.clip(rng.normal(0, 9000, 2 * CLIP), -32768, 32767).astype(np.int16)
+    for blocks in (1, 2, 33, 48):
+        sub = tmp_path / f"b{blocks}"
+        sub.mkdir()
+        assert_bit_exact(es_host, pcm[: blocks * BLOCK], sub, "--misalign")
+
+
 @pytest.mark.parametrize("scale", [0.003, 0.05, 0.37, 1.0, 2.5, 17.0, 123.4, 4096.0])
 @pytest.mark.parametrize("zero_point", [-128, -3, 40])
 def test_int8_input_equals_q15_to_int8(es_host, scale, zero_point) -> None:
@@ -164,3 +178,59 @@ def test_quantize_rejects_bad_multiplier(es_host) -> None:
     proc = fb.run_host(es_host, "--quantize", "12345,0,0", stdin=b"\x01\x00")
     assert proc.returncode == 1
     assert b"ES_ERR_ARG" in proc.stderr
+
+
+EVERY_INT16 = np.arange(-32768, 32768, dtype=np.int16).astype("<i2").tobytes()
+# scales where the widest bucket is tightest (just below powers of two and 1.5 x them), the
+# test models' and the bench's, extremes, and step widths of 1 and 2 with jumps of more than 1
+TABLE_SCALES = [2.0**-16 * 1.01, 0.003, 0.05, 0.37, 0.99, 1.0, 1.01, 1.4999, 1.5, 1.99, 2.0,
+                2.5, 3.0, 3.9, 3.99, 4.0, 4.2, 7.9999, 15.99, 17.0, 31.7, 63.99, 123.4,
+                255.9, 4096.0, 32767.0, 70000.0]
+
+
+def quantize_all(es_host: Path, mode: str, spec: str) -> tuple[np.ndarray, str]:
+    proc = fb.run_host(es_host, mode, spec, stdin=EVERY_INT16)
+    assert proc.returncode == 0, proc.stderr.decode()
+    return np.frombuffer(proc.stdout, np.int8), proc.stderr.decode()
+
+
+@pytest.mark.parametrize("scale", TABLE_SCALES)
+@pytest.mark.parametrize("zero_point", [-128, -1, 0, 90, 127])
+def test_quant_table_equals_reference_on_every_int16(es_host, scale, zero_point) -> None:
+    """es_quant_table_apply (what the pipeline runs) == es_frontend_quantize == q15_to_int8 on
+    all 65536 magnitudes; and it uses a table (not the per-value fallback) at every such scale."""
+    mult, shift = quant.quantize_multiplier(1.0 / scale)
+    spec = f"{mult},{shift},{zero_point}"
+    ref, _ = quantize_all(es_host, "--quantize", spec)
+    got, shape = quantize_all(es_host, "--quantize-table", spec)
+    mag = np.arange(-32768, 32768)
+    bad = np.flatnonzero(got != ref)
+    assert bad.size == 0, f"{shape}: mag {mag[bad[0]]}: table {got[bad[0]]}, reference {ref[bad[0]]}"
+    np.testing.assert_array_equal(got, quant.q15_to_int8(mag.astype(np.int16), scale, zero_point))
+    assert shape.startswith("table buckets"), shape
+
+
+def test_quant_table_fits_every_scale() -> None:
+    """Over a fine sweep of input scales 2^-16 .. 2^15 the table never needs more buckets than
+    ES_QTABLE_MAX (the per-value fallback would be exact but slow); computed in Python with
+    the same rule as es_quant_table_init, from q15_to_int8 itself."""
+    limit = int(re.search(r"#define ES_QTABLE_MAX (\d+)", FRONTEND_H.read_text()).group(1))
+    mag = np.arange(0, 32768, dtype=np.int16)
+    most = 0
+    for scale in 2.0 ** np.linspace(-16, 15, 1500):
+        for zp in (-128, 0):
+            most = max(most, table_buckets(quant.q15_to_int8(mag, scale, zp)))
+    assert 0 < most <= limit, most
+
+
+def table_buckets(q: np.ndarray) -> int:
+    """Buckets es_quant_table_init would use for the values q over m = 0..32767."""
+    steps = np.flatnonzero(np.diff(q.astype(np.int64))) + 1
+    if steps.size == 0:
+        return 0
+    k = 8
+    if np.any(np.diff(q.astype(np.int64))[steps - 1] != 1):
+        k = 0
+    elif steps.size > 1:
+        k = min(k, int((steps[:-1] ^ steps[1:]).min()).bit_length() - 1)
+    return int(steps[-1] >> k) + 1

@@ -16,11 +16,18 @@ from __future__ import annotations
 import math
 import re
 import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from trainer import firmware_build as fb
+
+if str(fb.REPO) not in sys.path:
+    sys.path.insert(0, str(fb.REPO))
+
+from bench import cm0plus  # noqa: E402
 
 CORE = fb.FIRMWARE / "core"
 SOURCE = CORE / "es_mag.c"
@@ -158,8 +165,35 @@ static int low_at_square(void)
     return 0;
 }
 
+/* For every E <= 23170 and d in [-6, 7]: one pair (re, im) with (re^2 + im^2) >> 1 = 2 E^2 + d,
+ * if any exists (int16 LE pairs on stdout). The exception windows are at these x. */
+static int window_pairs(void)
+{
+    for (int64_t e = 1; e <= 23170; e++) {
+        for (int64_t d = -6; d <= 7; d++) {
+            const int64_t x = 2 * e * e + d;
+            int found = 0;
+            for (int64_t s = 2 * x; s <= 2 * x + 1 && !found && x >= 0; s++) {
+                int64_t a = (int64_t)sqrt((double)s) + 1, b = 0;  /* two pointers, a >= b */
+                while (a * a > s) a--;
+                while (a >= b && !found) {
+                    const int64_t v = a * a + b * b;
+                    if (v == s && a <= 32768) {
+                        const int16_t pair[2] = {(int16_t)-a, (int16_t)-b};
+                        fwrite(pair, sizeof pair, 1, stdout);
+                        found = 1;
+                    }
+                    if (v > s) a--; else b++;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "window-pairs") == 0) return window_pairs();
     if (argc == 2 && strcmp(argv[1], "low-at-square") == 0) return low_at_square();
     if (argc == 2 && strcmp(argv[1], "exhaustive") == 0) return exhaustive();
     if (argc == 2 && strcmp(argv[1], "pairs") == 0) return pairs();
@@ -240,7 +274,137 @@ def test_cross_build_needs_no_64_bit_multiply_divide_or_float(tmp_path: Path, cp
               "-I", str(CORE), "-isystem", str(dsp / "Include"), *CMSIS_DEFINES,
               "-c", str(SOURCE), "-o", str(obj)])
         undefined = _run(["arm-none-eabi-nm", "-u", str(obj)]).stdout.split()
-        assert [s for s in undefined if s != "U"] == ["sqrt_initial_lut_q31"], undefined
+        m0_loop = ["es_mag_m0"] if cpu == "cortex-m0plus" else []
+        assert [s for s in undefined if s != "U"] == [*m0_loop, "sqrt_initial_lut_q31"], undefined
         code = _run(["arm-none-eabi-objdump", "-d", str(obj)]).stdout
         wide = re.findall(r"\t(u|s)(mull|mlal|div)\b", code)
         assert not wide, wide  # M4 has UMULL/SDIV; ours must not need them either
+
+
+EMU_BATCH = 16384
+"""Pairs per emulator call."""
+EMU_CHECKER = r"""
+#include <string.h>
+#include "arm_math.h"
+#include "es_mag.h"
+
+#define BATCH EMU_BATCH_VALUE
+int16_t es_check_in[2 * BATCH + 2] __attribute__((aligned(4)));   /* (re, im) pairs */
+uint32_t es_check_first[3];     /* the first mismatch: pair, reference, ours */
+static int16_t got[BATCH + 1], want[BATCH + 1];
+
+/* es_cmplx_mag_q15 on n pairs (the assembly loop when offset is 0, the C loop at an odd
+ * halfword address) against, per pair, es_mag_from_power (cmsis 0) or arm_cmplx_mag_q15 */
+uint32_t es_check_batch(uint32_t n, uint32_t offset, uint32_t cmsis)
+{
+    const int16_t *src = es_check_in + offset;
+    if (offset != 0U) memmove(es_check_in + 1, es_check_in, 4U * n);
+    got[n] = 0x5A5A;
+    if (es_cmplx_mag_q15(src, got, n) != ES_OK) return 0xFFFFFFFFU;
+    if (cmsis) {
+        arm_cmplx_mag_q15(src, want, n);
+    } else {
+        for (uint32_t i = 0; i < n; i++) {
+            const int32_t re = src[2U * i], im = src[2U * i + 1U];
+            want[i] = es_mag_from_power(((uint32_t)(re * re) + (uint32_t)(im * im)) >> 1);
+        }
+    }
+    want[n] = 0x5A5A;
+    uint32_t bad = 0;
+    for (uint32_t i = 0; i <= n; i++) {
+        if (got[i] != want[i] && bad++ == 0) {
+            es_check_first[0] = i;
+            es_check_first[1] = (uint32_t)(uint16_t)want[i];
+            es_check_first[2] = (uint32_t)(uint16_t)got[i];
+        }
+    }
+    return bad;
+}
+
+int main(void)
+{
+    return 0;
+}
+""".replace("EMU_BATCH_VALUE", str(EMU_BATCH))
+
+
+@pytest.fixture(scope="module")
+def m0_checker() -> Path:
+    """es_mag.c + es_mag_m0.c + CMSIS-DSP's magnitude, cross-compiled for the M0+ into one image."""
+    dsp = fb.fetch_cmsis_dsp()
+    folder = fb.BUILD / "test-mag-m0"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "m0_checker.c").write_text(EMU_CHECKER)
+    cpu = ["-mcpu=cortex-m0plus", "-mthumb", "-mfloat-abi=soft", "-O2", "-ffunction-sections",
+           "-fdata-sections"]
+    inc = ["-I", str(CORE), "-isystem", str(dsp / "Include"), "-isystem",
+           str(dsp / "PrivateInclude"), *CMSIS_DEFINES]
+    ours = [SOURCE, CORE / "es_mag_m0.c"]
+    objs = []
+    for src in [*ours, *(dsp / "Source" / f for f in CMSIS_FILES), folder / "m0_checker.c"]:
+        obj = folder / (src.stem + ".o")
+        flags = STRICT if src in ours else ["-std=c99", "-w"]
+        _run(["arm-none-eabi-gcc", *cpu, *flags, *inc, "-c", str(src), "-o", str(obj)])
+        objs.append(str(obj))
+    elf = folder / "m0_checker.elf"
+    _run(["arm-none-eabi-gcc", *cpu, *objs, "--specs=nosys.specs", "-Wl,--gc-sections",
+          "-Wl,--undefined=es_check_batch", "-o", str(elf)])
+    return elf
+
+
+def window_pairs(checker: Path) -> np.ndarray:
+    """For every E up to 23170 and every offset d in [-6, 7], one pair whose x is 2 E^2 + d,
+    where one exists (2x or 2x + 1 must be a sum of two squares), found by the host checker;
+    negated (-32768 occurs), swapped and with mixed signs too. The exception windows are at
+    these x."""
+    out = subprocess.run([str(checker), "window-pairs"], capture_output=True, timeout=300,
+                         check=True).stdout
+    pairs = np.frombuffer(out, "<i2").reshape(-1, 2).astype(np.int64)
+    pairs = np.concatenate([pairs, pairs[:, ::-1], -pairs[:, ::-1] * [1, -1], -pairs * [-1, 1]])
+    return pairs[(pairs >= -32768).all(1) & (pairs <= 32767).all(1)]
+
+
+def edge_and_random_pairs(windows: np.ndarray, n_random: int) -> np.ndarray:
+    rng = np.random.default_rng(2040)
+    small = np.stack(np.meshgrid(np.arange(-64, 65), np.arange(-64, 65)), -1).reshape(-1, 2)
+    every = np.arange(-32768, 32768)
+    rails = np.concatenate([np.stack([every, np.full_like(every, v)], 1)
+                            for v in (-32768, 32767, 0)])
+    full = rng.integers(-32768, 32768, (n_random // 2, 2))
+    level = np.exp2(rng.uniform(0, 15, (n_random - n_random // 2, 1)))
+    scaled = np.clip(np.round(rng.uniform(-1, 1, (len(level), 2)) * level), -32768, 32767)
+    pairs = np.concatenate([small, rails, windows, full, scaled.astype(np.int64)])
+    return pairs.astype("<i2")
+
+
+def _emulated_mismatches(machine: cm0plus.Machine, pairs: np.ndarray, offset: int,
+                         cmsis: int) -> None:
+    buf = machine.image.symbol("es_check_in").addr
+    for start in range(0, len(pairs), EMU_BATCH):
+        chunk = pairs[start : start + EMU_BATCH]
+        machine.write(buf, chunk.tobytes())
+        bad, _, _ = machine.call("es_check_batch", len(chunk), offset, cmsis, trace=False)
+        first = np.frombuffer(machine.read(machine.image.symbol("es_check_first").addr, 12), "<u4")
+        i = int(first[0])
+        assert bad == 0, f"{bad} mismatches from pair {start}, first {chunk[min(i, len(chunk) - 1)]}: " \
+                         f"reference {first[1]}, ours {first[2]} (offset {offset}, cmsis {cmsis})"
+
+
+@pytest.mark.usefixtures("arm_toolchain")
+def test_cortex_m0_assembly_equals_the_c_in_the_emulator(checker: Path, m0_checker: Path) -> None:
+    """The code the RP2040 runs (es_mag_m0.c's loop), in unicorn, against es_mag_from_power (the
+    C the exhaustive test proves equal to CMSIS) on every pair with |re|, |im| <= 64, the rails,
+    pairs at every reachable exception-window x of every E, and 2 M random pairs; a sample of them against
+    arm_cmplx_mag_q15 itself, and the C loop at an unaligned address."""
+    windows = window_pairs(checker)
+    pairs = edge_and_random_pairs(windows, 2_000_000)
+    assert len(pairs) > 2_300_000
+    machine = cm0plus.Machine(cm0plus.ElfImage(m0_checker))
+    machine.write(machine.image.symbol("es_check_in").addr, pairs[:64].tobytes())
+    bad, trace, _ = machine.call("es_check_batch", 64, 0, 0)
+    ran = {machine.where(int(a)).split("+")[0] for a in np.unique(trace)}
+    assert bad == 0 and "es_mag_m0" in ran, ran
+    _emulated_mismatches(machine, pairs, 0, 0)
+    sample = np.concatenate([windows[::7], pairs[-40_000:]]).astype("<i2")
+    _emulated_mismatches(machine, sample, 0, 1)
+    _emulated_mismatches(machine, sample, 1, 1)

@@ -380,6 +380,8 @@ def _cases() -> dict[str, bytes]:
 
     pool("maxpool_valid_2", "MAX_POOL_2D", (13, 13, 8), 2, 2, 1)
     pool("maxpool_same_s2_odd_relu", "MAX_POOL_2D", (7, 9, 3), 3, 2, 0, act=1)
+    # 4-channel groups and a remainder, SAME edges, relu6 clamping
+    pool("maxpool_same_s3_7ch_relu6", "MAX_POOL_2D", (11, 10, 7), 4, 3, 0, act=3)
     pool("avgpool_valid_4", "AVERAGE_POOL_2D", (124, 129, 1), 4, 4, 1)
     pool("avgpool_same_s2_odd", "AVERAGE_POOL_2D", (7, 9, 3), 3, 2, 0)
 

@@ -42,16 +42,21 @@ EsStatus es_frontend_push_block(EsFrontEnd *fe, const int16_t block[ES_BLOCK],
     if (fe == NULL || block == NULL || frames == NULL) {
         return ES_ERR_ARG;
     }
-    /* Copy counts are in samples times sizeof: the seed copied 128 bytes (64 samples) here. */
-    memcpy(fe->work, fe->tail, ES_TAIL * sizeof fe->work[0]);
-    memcpy(fe->work + ES_TAIL, block, ES_BLOCK * sizeof fe->work[0]);
+    /* work[0..128) holds the previous block's last 128 samples (the seed kept 128 bytes, i.e.
+     * 64 samples). Only frame 0 straddles them and the block; the others read the block itself
+     * when it is word-aligned as es_rfft256_q15's fast passes want (else all from the copy). */
+    const bool direct = ((uintptr_t)block & 3U) == 0U;
+    const size_t copied = direct ? ES_FFT_LEN - ES_TAIL : ES_BLOCK;
+    memcpy(fe->work + ES_TAIL, block, copied * sizeof fe->work[0]);
     for (size_t f = 0; f < ES_FRAMES_PER_BLOCK; f++) {
-        EsStatus st = es_frontend_frame(fe, fe->work + f * ES_HOP, frames[f]);
+        const int16_t *start = f == 0U || !direct ? fe->work + f * ES_HOP
+                                                  : block + (f - 1U) * ES_HOP;
+        EsStatus st = es_frontend_frame(fe, start, frames[f]);
         if (st != ES_OK) {
             return st;
         }
     }
-    memcpy(fe->tail, fe->work + ES_BLOCK, ES_TAIL * sizeof fe->tail[0]);
+    memcpy(fe->work, block + ES_BLOCK - ES_TAIL, ES_TAIL * sizeof fe->work[0]);
     fe->blocks++;
     return ES_OK;
 }
@@ -149,6 +154,121 @@ EsStatus es_frontend_quantize(const int16_t *mag, size_t n, int32_t multiplier, 
             q = 127;
         }
         out[i] = (int8_t)q;
+    }
+    return ES_OK;
+}
+
+/* ---- the table (see es_frontend.h) ---- */
+
+static int8_t quantize_one(const EsQuantTable *t, int32_t m)
+{
+    const int16_t v = (int16_t)m;
+    int8_t q = 0;
+    (void)es_frontend_quantize(&v, 1, t->multiplier, t->shift, t->zero_point, &q);
+    return q;
+}
+
+/* floor(log2(v)) for v > 0 */
+static uint32_t log2_floor(uint32_t v)
+{
+    uint32_t k = 0;
+    while (v > 1U) {
+        v >>= 1;
+        k++;
+    }
+    return k;
+}
+
+/* The widest bucket shift with at most one +1 step per bucket; *last the last step's m (0: none). */
+static uint32_t widest_shift(const EsQuantTable *t, int32_t *last)
+{
+    uint32_t k = 8;
+    int32_t prev_step = -1;
+    int32_t prev_q = quantize_one(t, 0);
+    *last = 0;
+    for (int32_t m = 1; m <= INT16_MAX; m++) {
+        const int32_t q = quantize_one(t, m);
+        if (q == prev_q) {
+            continue;
+        }
+        if (q != prev_q + 1) {
+            k = 0; /* only k = 0 holds a jump of more than one */
+        } else if (prev_step >= 0) {
+            const uint32_t apart = log2_floor((uint32_t)(prev_step ^ m));
+            k = apart < k ? apart : k;
+        }
+        prev_step = m;
+        prev_q = q;
+        *last = m;
+    }
+    return k;
+}
+
+/* Entry of bucket b: its first value and the offset of its step (256: none). */
+static uint16_t bucket_entry(const EsQuantTable *t, uint32_t b)
+{
+    const int32_t start = (int32_t)(b << t->shift_k);
+    const int8_t base = quantize_one(t, start);
+    uint32_t step = 256U;
+    for (int32_t j = 1; j < (1 << t->shift_k) && start + j <= INT16_MAX; j++) {
+        if (quantize_one(t, start + j) != base) {
+            step = (uint32_t)j;
+            break;
+        }
+    }
+    return (uint16_t)(((uint32_t)(uint8_t)base << 8) + 256U - step);
+}
+
+EsStatus es_quant_table_init(EsQuantTable *t, int32_t multiplier, int32_t shift,
+                             int32_t zero_point)
+{
+    if (t == NULL) {
+        return ES_ERR_ARG;
+    }
+    int8_t probe;
+    const int16_t zero = 0;
+    EsStatus st = es_frontend_quantize(&zero, 1, multiplier, shift, zero_point, &probe);
+    if (st != ES_OK) {
+        return st;
+    }
+    memset(t, 0, sizeof *t);
+    t->multiplier = multiplier;
+    t->shift = shift;
+    t->zero_point = zero_point;
+    int32_t last;
+    t->shift_k = (uint8_t)widest_shift(t, &last);
+    t->top = quantize_one(t, last);
+    const uint32_t buckets = last == 0 ? 0U : ((uint32_t)last >> t->shift_k) + 1U;
+    if (buckets > ES_QTABLE_MAX) {
+        return ES_OK; /* t->table false: the reference for every value */
+    }
+    t->buckets = (uint16_t)buckets;
+    for (uint32_t b = 0; b < buckets; b++) {
+        t->entry[b] = bucket_entry(t, b);
+    }
+    t->table = true;
+    return ES_OK;
+}
+
+EsStatus es_quant_table_apply(const EsQuantTable *t, const int16_t *mag, size_t n, int8_t *out)
+{
+    if (t == NULL || mag == NULL || out == NULL) {
+        return ES_ERR_ARG;
+    }
+    if (!t->table) {
+        return es_frontend_quantize(mag, n, t->multiplier, t->shift, t->zero_point, out);
+    }
+    const uint32_t k = t->shift_k, mask = (1U << k) - 1U, buckets = t->buckets;
+    for (size_t i = 0; i < n; i++) {
+        const uint32_t m = (uint16_t)mag[i]; /* negative m: >= 2^15, past every bucket */
+        const uint32_t b = m >> k;
+        if (b < buckets) {
+            out[i] = (int8_t)(uint8_t)((t->entry[b] + (m & mask)) >> 8);
+        } else if (m <= (uint32_t)INT16_MAX) {
+            out[i] = t->top;
+        } else {
+            out[i] = quantize_one(t, mag[i]);
+        }
     }
     return ES_OK;
 }

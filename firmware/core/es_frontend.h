@@ -26,6 +26,7 @@
 #ifndef ES_FRONTEND_H
 #define ES_FRONTEND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,8 +44,9 @@
 #define ES_TAIL (ES_FFT_LEN - ES_HOP)             /* 128 overlap samples kept between blocks */
 
 typedef struct {
-    int16_t tail[ES_TAIL];                  /* last 128 samples of the previous block */
-    int16_t work[ES_TAIL + ES_BLOCK];       /* tail followed by the new block */
+    int16_t work[ES_TAIL + ES_BLOCK];       /* the last 128 samples of the previous block (the
+                                               tail), then the new block (only its first 128
+                                               samples when the block is word-aligned) */
     int16_t fft_work[ES_FFT_LEN];           /* es_rfft256_q15's scratch */
     int16_t spectrum[ES_FFT_LEN + 2];       /* bins 0..128 as (re, im) (es_rfft256_q15) */
     uint32_t blocks;                        /* blocks pushed since init */
@@ -87,5 +89,34 @@ EsStatus es_spectrogram_push(EsSpectrogram *spec, const int16_t (*frames)[ES_BIN
  */
 EsStatus es_frontend_quantize(const int16_t *mag, size_t n, int32_t multiplier, int32_t shift,
                               int32_t zero_point, int8_t *out);
+
+/*
+ * The same quantisation as a table, exact by construction. For fixed (multiplier, shift,
+ * zero_point) the int8 value is a step function of the magnitude m. es_quant_table_init
+ * evaluates es_frontend_quantize itself at every m in [0, 32767] and picks the widest bucket
+ * 2^k (k <= 8) such that inside each bucket [b 2^k, (b + 1) 2^k) the value is one number q_b,
+ * or q_b below an offset t_b and q_b + 1 from it (always true at k = 0); above the last bucket
+ * the value is constant (top). Entry b is (uint8(q_b) << 8) + 256 - t_b (t_b = 256: no step),
+ * so that q = low byte of (entry[m >> k] + (m & (2^k - 1))) >> 8: the carry adds the step.
+ * Input scales whose table would need more than ES_QTABLE_MAX buckets, and negative m, use
+ * es_frontend_quantize per value. tests/test_firmware_frontend.py compares both on every int16.
+ */
+#define ES_QTABLE_MAX 640 /* buckets; at most 508 over a sweep of scales 2^-16..2^15 (tested) */
+
+typedef struct {
+    uint16_t entry[ES_QTABLE_MAX]; /* per bucket: (uint8(q_b) << 8) + 256 - t_b */
+    uint16_t buckets;              /* entries used; m >= buckets << shift_k gives top */
+    uint8_t shift_k;               /* bucket width 2^shift_k */
+    int8_t top;                    /* the value for m >= buckets << shift_k */
+    bool table;                    /* false: too many buckets, every value via the reference */
+    int32_t multiplier, shift, zero_point; /* for the reference */
+} EsQuantTable;
+
+/* Build t for (multiplier, shift, zero_point). ES_ERR_ARG: NULL, or as es_frontend_quantize. */
+EsStatus es_quant_table_init(EsQuantTable *t, int32_t multiplier, int32_t shift,
+                             int32_t zero_point);
+
+/* es_frontend_quantize(mag, n, t's multiplier, shift, zero point, out), bit for bit. */
+EsStatus es_quant_table_apply(const EsQuantTable *t, const int16_t *mag, size_t n, int8_t *out);
 
 #endif /* ES_FRONTEND_H */

@@ -493,6 +493,35 @@ static int32_t window_max(const int8_t *in, int32_t rows, int32_t cols, int32_t 
     return acc;
 }
 
+/* out[c] = max(-128, every in[c] of a rows x cols window of pixels of chans channels): four
+ * channels at a time in registers (the M0+ has no LDRSB with an immediate offset: LDRB + SXTB
+ * at fixed offsets), the rest one by one. The same maxima as window_max, in another order. */
+static void window_max_channels(const int8_t *in, int32_t rows, int32_t cols, int32_t chans,
+                                size_t row, int8_t *out)
+{
+    int32_t c = 0;
+    for (; c + 4 <= chans; c += 4) {
+        int32_t m0 = -128, m1 = -128, m2 = -128, m3 = -128;
+        const int8_t *r = in + c;
+        for (int32_t y = 0; y < rows; y++, r += row) {
+            const int8_t *v = r;
+            for (int32_t x = 0; x < cols; x++, v += chans) {
+                m0 = max32(m0, v[0]);
+                m1 = max32(m1, v[1]);
+                m2 = max32(m2, v[2]);
+                m3 = max32(m3, v[3]);
+            }
+        }
+        out[c] = (int8_t)m0;
+        out[c + 1] = (int8_t)m1;
+        out[c + 2] = (int8_t)m2;
+        out[c + 3] = (int8_t)m3;
+    }
+    for (; c < chans; c++) {
+        out[c] = (int8_t)window_max(in + c, rows, cols, chans, row);
+    }
+}
+
 static EsStatus pool(const EsPoolParams *p, int32_t row0, const int8_t *input, int8_t *output,
                      int average)
 {
@@ -520,6 +549,14 @@ static EsStatus pool(const EsPoolParams *p, int32_t row0, const int8_t *input, i
             }
             const int8_t *corner = input + (size_t)(y0 + fy0) * in_row +
                                    (size_t)(x0 + fx0) * (size_t)in_c;
+            if (!average) {
+                /* the same maxima with the channels innermost: contiguous loads */
+                window_max_channels(corner, fy1 - fy0, fx1 - fx0, in_c, in_row, output);
+                for (int32_t c = 0; c < in_c; c++, output++) {
+                    *output = (int8_t)clamp32(*output, p->act_min, p->act_max);
+                }
+                continue;
+            }
             for (int32_t c = 0; c < in_c; c++) {
                 const int32_t acc = average ? average_of(window_sum(corner + c, fy1 - fy0,
                                                                     fx1 - fx0, in_c, in_row),

@@ -152,11 +152,23 @@ q15_t es_mag_from_power(uint32_t x)
     return mag_from_power(x > ES_MAG_MAX_POWER ? ES_MAG_MAX_POWER : x);
 }
 
+#if defined(__ARM_ARCH_6M__)
+/* es_mag_m0.c: the loop below in Thumb-1 assembly; tables[0] SQRT_Q8, tables[1] LOW_AT_SQUARE */
+void es_mag_m0(const q15_t *src, q15_t *dst, uint32_t n, const uint32_t *const tables[2]);
+static const uint32_t *const M0_TABLES[2] = {SQRT_Q8, LOW_AT_SQUARE};
+#endif
+
 EsStatus es_cmplx_mag_q15(const q15_t *src, q15_t *dst, uint32_t n)
 {
     if (src == NULL || dst == NULL) {
         return ES_ERR_ARG;
     }
+#if defined(__ARM_ARCH_6M__)
+    if (((uintptr_t)src & 3U) == 0U && ((uintptr_t)dst & 1U) == 0U) {
+        es_mag_m0(src, dst, n, M0_TABLES);
+        return ES_OK;
+    }
+#endif
     for (uint32_t i = 0; i < n; i++) {
         const int32_t re = src[2U * i];
         const int32_t im = src[2U * i + 1U];

@@ -2,7 +2,8 @@
  * es_pipeline.h — the firmware's block loop: 512 PCM samples in, maybe a detection out.
  *
  * Per block (32 ms at 16 kHz): the q15 front end yields 4 new spectrogram frames; they are
- * quantised to int8 (es_frontend_quantize with the model's input multiplier/shift/zero point)
+ * quantised to int8 (es_quant_table_apply: es_frontend_quantize with the model's input
+ * multiplier/shift/zero point, by table)
  * and appended to the rolling int8 model input (124 x 129, oldest frame first, older frames
  * shifted out); the compiled model runs on it (es_model_invoke on the first block,
  * es_model_invoke_stream after, which recomputes only what the new frames change, exactly);
@@ -32,6 +33,7 @@ typedef struct {
     EsFrontEnd fe;                                  /* q15 front end state */
     EsDetector det;                                 /* recogniser state */
     int16_t frames[ES_FRAMES_PER_BLOCK][ES_BINS];   /* the newest block's frames (magnitudes) */
+    EsQuantTable quant;                             /* the model's input quantisation, tabled */
     int8_t input[ES_INPUT_SIZE] __attribute__((aligned(4))); /* rolling int8 model input
                                                                 (word-aligned: see shift_input) */
     int8_t output[ES_DETECTOR_MAX_LABELS];          /* latest raw model output */

@@ -10,11 +10,14 @@
  *                    little-endian, oldest frame first) to OUT ("-" = stdout)
  *   --scratch OUT    the same, computed from scratch (es_frontend_clip) on the last 16000 samples
  *   --input OUT      the int8 model input after the last block (124 x 129 bytes)
+ *   --misalign       hand every other block to the pipeline 2 bytes off a word boundary
  *   --trace OUT      one text line per block: "<t_ms> <level> <level> ..." (scores in 1/256)
  *   --scores         no WAV: replay detector vectors from stdin (see usage()) — the test harness
  *                    for es_detector against earshot/detector.py
  *   --quantize M,S,Z no WAV: int16 LE magnitudes on stdin -> es_frontend_quantize(multiplier M,
  *                    shift S, zero point Z) -> int8 on stdout (tested against q15_to_int8)
+ *   --quantize-table M,S,Z  the same through es_quant_table_apply (the pipeline's path); its
+ *                    table's shape on stderr: "table buckets N width W" or "table none"
  *
  * Exit status: 0 ok, 1 bad input (message names the file), 2 usage.
  */
@@ -43,6 +46,8 @@ typedef struct {
     const char *trace;        /* --trace output, or NULL */
     bool scores;              /* --scores replay mode */
     const char *quantize;     /* --quantize M,S,Z, or NULL */
+    bool quantize_table;      /* --quantize-table: the same via es_quant_table_apply */
+    bool misalign;            /* --misalign: odd blocks at a non-word-aligned address */
     uint32_t status_ms;       /* --lines: device time between STATUS lines */
     const char *lines;        /* --lines output (the application's serial lines), or NULL */
     EsDetectorConfig det;     /* detector settings (default: the compiled policy) */
@@ -88,9 +93,11 @@ static void usage(FILE *f)
             "  --features OUT       write the final int16 spectrogram (124x129 LE) to OUT\n"
             "  --scratch OUT        same, computed from scratch on the last 16000 samples\n"
             "  --input OUT          write the final int8 model input (124x129) to OUT\n"
+            "  --misalign           pass every other block at a non-word-aligned address\n"
             "  --trace OUT          write each block's scores (levels of 1/256) to OUT\n"
             "  --quantize M,S,Z     no WAV: int16 LE on stdin -> int8 on stdout (multiplier,\n"
             "                       shift, zero point)\n"
+            "  --quantize-table M,S,Z  the same via the pipeline's table (shape on stderr)\n"
             "--scores reads lines 'config N WINDOW_MS MIN_COUNT SUPPRESSION_MS MAX_HISTORY\n"
             "IGNORE_MASK T0..T(N-1)' and 'T_MS L0 L1 ...' and answers each with 'ok', 'none',\n"
             "'fire INDEX T_MS LEVEL_SUM COUNT' or 'error ES_ERR_...'.\n");
@@ -193,6 +200,9 @@ static bool parse_args(int argc, char **argv, HostArgs *a)
         if (strcmp(opt, "--scores") == 0) {
             a->scores = true;
             takes = false;
+        } else if (strcmp(opt, "--misalign") == 0) {
+            a->misalign = true;
+            takes = false;
         } else if (strcmp(opt, "--help") == 0 || strcmp(opt, "-h") == 0) {
             usage(stdout);
             exit(0);
@@ -248,6 +258,9 @@ static bool parse_args(int argc, char **argv, HostArgs *a)
             a->trace = val;
         } else if (strcmp(opt, "--quantize") == 0) {
             a->quantize = val;
+        } else if (strcmp(opt, "--quantize-table") == 0) {
+            a->quantize = val;
+            a->quantize_table = true;
         } else if (opt[0] == '-' && opt[1] == '-') {
             fprintf(stderr, "es_host: bad option or value: %s %s\n", opt, val);
             return false;
@@ -476,9 +489,12 @@ static int run_wav(const HostArgs *a)
         }
     }
     es_spectrogram_clear(&g_spec);
-    int16_t block[ES_BLOCK];
+    static int16_t buf[ES_BLOCK + 2] __attribute__((aligned(4)));
+    int16_t *block = buf;
     uint32_t b = 0;
-    while (st == ES_OK && read_block(f, &left, block) == ES_BLOCK) {
+    /* --misalign: every other block 2 bytes off a word boundary (the front end's copy path) */
+    while (st == ES_OK && read_block(f, &left, block = buf + (a->misalign ? (b & 1U) : 0U)) ==
+                              ES_BLOCK) {
         deliver_commands(a, &hp, b++);
         const bool detecting = g_app.mode == ES_MODE_DETECT;
         st = es_app_block(&g_app, block, 0u);
@@ -606,7 +622,17 @@ static int run_scores(void)
 
 /* ---- --quantize: the int8 input conversion on its own ---- */
 
-static int run_quantize(const char *spec)
+/* One chunk through es_frontend_quantize, or through t when it is not NULL. */
+static EsStatus quantize_chunk(const EsQuantTable *t, const int16_t *mag, size_t n, long m,
+                               long sh, long zp, int8_t *out)
+{
+    if (t != NULL) {
+        return es_quant_table_apply(t, mag, n, out);
+    }
+    return es_frontend_quantize(mag, n, (int32_t)m, (int32_t)sh, (int32_t)zp, out);
+}
+
+static int run_quantize(const char *spec, bool table)
 {
     long m = 0;
     long sh = 0;
@@ -617,6 +643,20 @@ static int run_quantize(const char *spec)
         fprintf(stderr, "es_host: --quantize wants MULTIPLIER,SHIFT,ZERO_POINT, got '%s'\n", spec);
         return 2;
     }
+    static EsQuantTable qt;
+    if (table) {
+        EsStatus st = es_quant_table_init(&qt, (int32_t)m, (int32_t)sh, (int32_t)zp);
+        if (st != ES_OK) {
+            fprintf(stderr, "es_host: es_quant_table_init: %s\n", es_status_str(st));
+            return 1;
+        }
+        if (qt.table) {
+            fprintf(stderr, "table buckets %u width %u\n", (unsigned)qt.buckets,
+                    1U << qt.shift_k);
+        } else {
+            fprintf(stderr, "table none\n");
+        }
+    }
     unsigned char raw[2 * 1024];
     int16_t mag[1024];
     int8_t out[1024];
@@ -625,7 +665,7 @@ static int run_quantize(const char *spec)
         for (size_t i = 0; i < n; i++) {
             mag[i] = (int16_t)le16(raw + 2 * i);
         }
-        EsStatus st = es_frontend_quantize(mag, n, (int32_t)m, (int32_t)sh, (int32_t)zp, out);
+        EsStatus st = quantize_chunk(table ? &qt : NULL, mag, n, m, sh, zp, out);
         if (st != ES_OK) {
             fprintf(stderr, "es_host: es_frontend_quantize: %s\n", es_status_str(st));
             return 1;
@@ -646,7 +686,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (args.quantize != NULL) {
-        return run_quantize(args.quantize);
+        return run_quantize(args.quantize, args.quantize_table);
     }
     return args.scores ? run_scores() : run_wav(&args);
 }
