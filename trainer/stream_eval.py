@@ -724,41 +724,50 @@ def manifest_summary(m: dict[str, Any], streams: Sequence[str]) -> dict[str, Any
             "target_fa_per_hour": m["target_fa_per_hour"]}  # fmt: skip
 
 
+APPLY_MAX_MISS = 0.5
+"""``--record thresholds`` leaves a bundle's settings alone when the best setting within the
+false-alarm budget misses more than this share of the events (a detector that keeps to the
+budget by never firing is no detector; the warning says so)."""
+
+
 def record_in_manifest(
     bundle: Path, m: dict[str, Any], streams: Sequence[str], apply: bool = False
 ) -> None:
     """Write ``manifest_summary`` into ``bundle``'s manifest under ``stream_eval`` (and, with
     ``apply``, its firing labels' thresholds moved by the suggested offset, clamped to 0.05-0.99,
-    recorded under ``thresholds_from``; when ``m`` holds a ``timing`` pick that keeps to the
-    target, that pick's averaging window and count go into ``detector`` and its offset is the
-    one applied)."""
+    recorded under ``thresholds_from``; when ``m`` holds a ``timing`` pick, that pick's
+    averaging window and count go into ``detector`` and its offset or per-label thresholds are
+    the ones applied; nothing is applied when the setting misses more than
+    :data:`APPLY_MAX_MISS` of the events)."""
     path = Path(bundle) / "manifest.json"
     doc = json.loads(path.read_text())
     summary = manifest_summary(m, streams)
     if apply:
         pick = m.get("timing") or {}
-        if pick.get("suggested") is not None:
-            doc["detector"] = {**(doc.get("detector") or {}),
-                               "average_window_ms": pick["average_window_ms"],
-                               "min_count": pick["min_count"]}  # fmt: skip
-            summary["suggested_offset"] = pick["suggested"]["threshold_offset"]
-            summary["timing"] = {k: pick[k] for k in ("average_window_ms", "min_count")}
-        off = summary["suggested_offset"]
-        if pick.get("suggested") is not None and off is None:  # one threshold per label
-            chosen = pick["suggested"]["thresholds"]
-            doc["thresholds"] = {k: (round(min(0.99, max(0.05, chosen[k])), 4) if k in chosen else v)
-                                 for k, v in doc["thresholds"].items()}  # fmt: skip
-            doc["thresholds_from"] = {"method": "per-label stream sweep", "thresholds": chosen,
-                                      "streams": list(streams)}  # fmt: skip
-        elif off is None:
-            _LOGGER.warning("%s: no threshold keeps to %s false alarms/h; thresholds unchanged",
-                            bundle, m["target_fa_per_hour"])  # fmt: skip
+        chosen = pick.get("suggested") if pick else m.get("suggested")
+        if chosen is None or chosen["miss_rate"] > APPLY_MAX_MISS:
+            _LOGGER.warning("%s: no detector setting keeps to %s false alarms/h and catches %d %% "
+                            "of the events; thresholds unchanged", bundle, m["target_fa_per_hour"],
+                            round(100 * (1 - APPLY_MAX_MISS)))  # fmt: skip
         else:
-            doc["thresholds"] = {
-                k: (round(min(0.99, max(0.05, float(v) + off)), 4) if k in m["firing_labels"]
-                    else v) for k, v in doc["thresholds"].items()}  # fmt: skip
-            doc["thresholds_from"] = {"method": "stream sweep", "offset": off,
-                                      "streams": list(streams)}  # fmt: skip
+            if pick:
+                doc["detector"] = {**(doc.get("detector") or {}),
+                                   "average_window_ms": pick["average_window_ms"],
+                                   "min_count": pick["min_count"]}  # fmt: skip
+                summary["timing"] = {k: pick[k] for k in ("average_window_ms", "min_count")}
+            summary["suggested_offset"] = off = chosen["threshold_offset"]
+            if off is None:  # one threshold per label
+                each = chosen["thresholds"]
+                doc["thresholds"] = {k: (round(min(0.99, max(0.05, each[k])), 4) if k in each else v)
+                                     for k, v in doc["thresholds"].items()}  # fmt: skip
+                doc["thresholds_from"] = {"method": "per-label stream sweep", "thresholds": each,
+                                          "streams": list(streams)}  # fmt: skip
+            else:
+                doc["thresholds"] = {
+                    k: (round(min(0.99, max(0.05, float(v) + off)), 4) if k in m["firing_labels"]
+                        else v) for k, v in doc["thresholds"].items()}  # fmt: skip
+                doc["thresholds_from"] = {"method": "stream sweep", "offset": off,
+                                          "streams": list(streams)}  # fmt: skip
         doc["stream_eval_val"] = summary
     else:
         doc["stream_eval"] = summary
