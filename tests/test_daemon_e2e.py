@@ -58,7 +58,7 @@ class Outcome:
     """Detections that belong to no event of their label."""
 
 
-def match(truth: list[dict], detections: list[dict], labels: set[str]) -> Outcome:
+def match(truth: list[dict], detections: list[dict], labels: set[str], budget_ms: float = LATENCY_MS) -> Outcome:
     rows, missed, used = [], [], set()
     for ev in truth:
         on, end = ev["onset_s"] * 1000, ev["end_s"] * 1000
@@ -72,7 +72,7 @@ def match(truth: list[dict], detections: list[dict], labels: set[str]) -> Outcom
         timing = ("" if late is None else f", first after {late + ref - on:.0f} ms from the onset"
                   + ("" if ref == on else f", {late:.0f} ms from the end"))  # fmt: skip
         rows.append(f"{ev['label']:>12} at {on:7.0f}-{end:.0f} ms ({kind}): heard {heard or 'nothing'}{timing}")
-        if kind == "positive" and (late is None or late > LATENCY_MS):
+        if kind == "positive" and (late is None or late > budget_ms):
             missed.append(f"{ev['label']} at {on:.0f} ms")
     false_alarms = [f"{d['label']} ({d['score']:.2f}) at {d['stream_t_ms']} ms"
                     for i, d in enumerate(detections) if i not in used]  # fmt: skip
@@ -106,7 +106,10 @@ def check(bundle: Path, stream: tuple[Path, list[dict]], words_may_fire: bool = 
         labels.discard(b.labels[0])
     assert labels & {ev["label"] for ev in truth}, f"{bundle}: stream has none of {labels}"
     dets = run_daemon(bundle, wav)
-    out = match(truth, dets, labels)
+    # a bundle whose own settings average longer than the default 300 ms (an alarm detector's,
+    # chosen on validation streams) alerts later by the difference (docs/daemon.md, "Latency")
+    window = b.manifest.get("detector", {}).get("average_window_ms", 300)
+    out = match(truth, dets, labels, LATENCY_MS + max(0, window - 300))
     report = f"{bundle.name} ({b.name}, labels {sorted(labels)}):\n" + "\n".join(out.rows)
     false_alarms = out.false_alarms
     if words_may_fire:
@@ -151,15 +154,7 @@ def test_keyword_bundle_detects_each_keyword_in_time_and_nothing_else(pi_bundle:
     check(pi_bundle, stream, words_may_fire=True)
 
 
-RP2040_ALARM_TAKES_YES = pytest.mark.xfail(
-    strict=True,
-    reason="known defect (issue 14): the RP2040 smoke detector, transfer-learned from the "
-    "stream_cnn keyword base on the new alarm set, scores 0.61 on the word 'yes' and fires; "
-    "it detects the alarm in 200 ms. strict: when it stops firing this test fails, remove the mark",
-)
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("target", ["pi", pytest.param("rp2040", marks=RP2040_ALARM_TAKES_YES)])
+@pytest.mark.parametrize("target", ["pi", "rp2040"])
 def test_alarm_bundle_detects_the_smoke_alarm_in_time_and_nothing_else(alarm_bundles, target, stream) -> None:
     check(alarm_bundles[target], stream)

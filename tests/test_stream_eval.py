@@ -336,9 +336,12 @@ def test_record_thresholds_picks_a_timing_the_daemon_and_compiler_then_use(tmp_p
 def test_alarm_bundle_on_a_constructed_stream(
     synth_root: Path, alarm_bundles: dict[str, Path], tmp_path: Path
 ) -> None:
+    from trainer.heldout import alarm_cycles
+
     alarm = synth_root / "alarm"
-    build_stream(tmp_path / "streams", "alarm", alarm, [alarm / "_background_noise_"], [alarm / "background"],
-                 StreamSpec(duration_s=120.0, events=12, seed=5), labels=["smoke_alarm"], progress=False)  # fmt: skip
+    cycles = alarm_cycles(tmp_path / "cycles", 5, ["smoke_alarm"], count=12)  # two T3 cycles each
+    build_stream(tmp_path / "streams", "alarm", cycles, [alarm / "_background_noise_"], [alarm / "background"],
+                 StreamSpec(duration_s=240.0, events=12, seed=5), progress=False)  # fmt: skip
     out = tmp_path / "out"
     run_cli("trainer", "evaluate-stream", str(alarm_bundles["pi"]), "--streams", str(tmp_path / "streams"),
             "--out", str(out), "--no-progress", timeout=600)  # fmt: skip
@@ -347,7 +350,7 @@ def test_alarm_bundle_on_a_constructed_stream(
     assert e["target_fa_per_hour"] == 1.0  # an alarm bundle gets the alarm budget
     assert e["firing_labels"] == ["smoke_alarm"] and o["events"] == 12
     assert o["recall"] >= 0.75, o
-    assert o["latency_ms_p50"] is not None and 0 < o["latency_ms_p50"] < 2000
+    assert o["latency_ms_p50"] is not None and 0 < o["latency_ms_p50"] < 6500  # within 2 cycles
     assert isinstance(o["fa_per_hour"], float) and o["fa_per_hour_negative"] is not None
     assert e["replay_matches_live"] is True
     with Image.open(out / e["det_png"]) as im:
