@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import KEYWORDS, cached, run_cli
+from conftest import KEYWORDS, cached, make_alarm_bundles, run_cli
 
 from earshot.bundle import load_bundle
 from trainer import evaluate, heldout
@@ -30,6 +30,13 @@ FLOORS = {
     "stream_fa_per_hour": 180.0,  # 87
 }
 STREAM_SEED = 7
+ALARM_FLOORS = {
+    # measured (docs/training.md "Smoke and CO alarms": 1.33 h of test streams laid out with
+    # seed 1, the demo-size detector) -> asserted; the fixture-size detectors of seeds 0 and 1
+    # gave 0.93 / 1.00 at 4.8 / 12.0 FA/h here, so the floors hold today's level with a margin
+    "stream_recall": 0.80,  # 1.00
+    "stream_fa_per_hour": 30.0,  # 6.0 (goal: 1)
+}
 
 
 @pytest.fixture(scope="session")
@@ -88,3 +95,50 @@ def test_streamed_recall_and_false_alarms_on_held_out_streams(
     assert m["replay_matches_live"]
     assert o["recall"] >= FLOORS["stream_recall"], o
     assert o["fa_per_hour"] <= FLOORS["stream_fa_per_hour"], o
+
+
+ALARM_LABELS = ["smoke_alarm", "co_alarm"]
+
+
+@pytest.fixture(scope="session")
+def alarm_heldout_streams(synth_root: Path) -> Path:
+    """Held-out alarm streams: 15 smoke and CO alarms of two cycles each in 5 minutes, 20
+    minutes of negatives (test recordings), laid out with a seed no setting was chosen on."""
+
+    def make(tmp: Path) -> None:
+        heldout.make_streams(synth_root / "alarm", tmp, ALARM_LABELS, "test", seed=STREAM_SEED,
+                             events_streams=1, events_minutes=5.0, negatives_minutes=20.0,
+                             progress=False)  # fmt: skip
+
+    return cached("heldout-alarm-streams", {"data": synth_root.name, "seed": STREAM_SEED,
+                                            "labels": ALARM_LABELS}, make)  # fmt: skip
+
+
+@pytest.fixture(scope="session", params=[0, 1], ids=["seed0", "seed1"])
+def alarm_pi(request, synth_root: Path, keyword_bundles: dict[str, Path], seed1_pi_bundle: Path) -> Path:
+    """The demo's Pi smoke/CO detector (``--positive smoke_alarm,co_alarm``), from the keyword
+    bundle of the same training seed, its settings chosen on validation streams."""
+    from conftest import ALARM_AUGMENT_COPIES, ALARM_EPOCHS, ALARM_VAL_STREAM_MIN, ALARM_VAL_TARGET
+
+    base = keyword_bundles["pi"] if request.param == 0 else seed1_pi_bundle
+    params = {"data": synth_root.name, "base": base.parent.name, "seed": request.param,
+              "epochs": ALARM_EPOCHS["pi"], "augment_copies": ALARM_AUGMENT_COPIES,
+              "val_streams_min": ALARM_VAL_STREAM_MIN, "positive": ALARM_LABELS,
+              "val_target": ALARM_VAL_TARGET}  # fmt: skip
+
+    def make(tmp: Path) -> None:
+        make_alarm_bundles(tmp, synth_root, {"pi": base}, request.param, ",".join(ALARM_LABELS))
+
+    return cached("alarm-demo", params, make) / "pi"
+
+
+def test_smoke_and_co_detector_on_held_out_alarm_streams(alarm_pi: Path, alarm_heldout_streams: Path) -> None:
+    """The alarm detector as make demo leaves it (settings chosen on validation streams) over
+    alarms and negatives no step chose anything on."""
+    doc = load_bundle(alarm_pi).manifest
+    assert doc.get("thresholds_from", {}).get("streams"), "settings were not chosen on streams"
+    m = stream_metrics(alarm_pi, [alarm_heldout_streams], progress=False)
+    o = m["overall"]
+    assert o["events"] >= 12 and o["hours"] > 0.4 and m["replay_matches_live"]
+    assert o["recall"] >= ALARM_FLOORS["stream_recall"], o
+    assert o["fa_per_hour"] <= ALARM_FLOORS["stream_fa_per_hour"], o
