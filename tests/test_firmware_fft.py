@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import numpy as np
 import pytest
 
 from earshot import frontends
+from tests.cmsis_checker import CMSIS_DEFINES, STRICT, build_checker, run
 from trainer import firmware_build as fb
 
 if str(fb.REPO) not in sys.path:
@@ -33,8 +33,6 @@ from bench import cm0plus  # noqa: E402
 
 CORE = fb.FIRMWARE / "core"
 SOURCE = CORE / "es_rfft.c"
-STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion", "-Wconversion"]
-CMSIS_DEFINES = ["-D__GNUC_PYTHON__", "-DARM_MATH_LOOPUNROLL", "-DCMSISDSP"]
 """As the Python wrapper's build and firmware/CMakeLists.txt define them."""
 CMSIS_FILES = (
     "BasicMathFunctions/arm_mult_q15.c", "BasicMathFunctions/arm_shift_q15.c",
@@ -268,30 +266,13 @@ int main(void)
 """.replace("EMU_BATCH_VALUE", str(EMU_BATCH))
 
 
-def _run(cmd: list[str], timeout: float = 300, **kw: object) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False, **kw)  # type: ignore[call-overload]
-    assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout!r}\n{proc.stderr!r}"
-    return proc
+_run = run
 
 
 @pytest.fixture(scope="module")
 def checker() -> Path:
     """The checker: ours with the strict flags, CMSIS-DSP's files as the firmware builds them."""
-    dsp = fb.fetch_cmsis_dsp()
-    folder = fb.BUILD / "test-fft"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "checker.c").write_text(CHECKER)
-    inc = ["-I", str(CORE), "-isystem", str(dsp / "Include"), "-isystem",
-           str(dsp / "PrivateInclude"), *CMSIS_DEFINES]
-    objs = []
-    for src in [SOURCE, *(dsp / "Source" / f for f in CMSIS_FILES), folder / "checker.c"]:
-        obj = folder / (src.stem + ".o")
-        flags = STRICT if src == SOURCE else ["-std=c99", "-w"]
-        _run(["gcc", "-O2", *flags, *inc, "-c", str(src), "-o", str(obj)])
-        objs.append(str(obj))
-    exe = folder / "checker"
-    _run(["gcc", *objs, "-lm", "-o", str(exe)])
-    return exe
+    return build_checker("test-fft", CHECKER, SOURCE, CMSIS_FILES)
 
 
 def _compare(checker: Path, frames: int, timeout: float) -> str:

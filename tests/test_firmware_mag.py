@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.cmsis_checker import CMSIS_DEFINES, STRICT, build_checker, run
 from trainer import firmware_build as fb
 
 if str(fb.REPO) not in sys.path:
@@ -31,8 +32,6 @@ from bench import cm0plus  # noqa: E402
 
 CORE = fb.FIRMWARE / "core"
 SOURCE = CORE / "es_mag.c"
-STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion", "-Wconversion"]
-CMSIS_DEFINES = ["-D__GNUC_PYTHON__", "-DARM_MATH_LOOPUNROLL", "-DCMSISDSP"]
 """As the Python wrapper's build and firmware/CMakeLists.txt define them."""
 CMSIS_FILES = ("FastMathFunctions/arm_sqrt_q31.c", "ComplexMathFunctions/arm_cmplx_mag_q15.c",
                "CommonTables/arm_common_tables.c")
@@ -204,29 +203,13 @@ int main(int argc, char **argv)
 
 
 def _run(cmd: list[str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-    assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}"
-    return proc
+    return run(cmd, timeout, text=True)
 
 
 @pytest.fixture(scope="module")
 def checker() -> Path:
     """The checker, ours with the strict flags, CMSIS-DSP's files as the firmware build has them."""
-    dsp = fb.fetch_cmsis_dsp()
-    folder = fb.BUILD / "test-mag"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "checker.c").write_text(CHECKER)
-    inc = ["-I", str(CORE), "-isystem", str(dsp / "Include"), "-isystem",
-           str(dsp / "PrivateInclude"), *CMSIS_DEFINES]
-    objs = []
-    for src in [SOURCE, *(dsp / "Source" / f for f in CMSIS_FILES), folder / "checker.c"]:
-        obj = folder / (src.stem + ".o")
-        flags = STRICT if src == SOURCE else ["-std=c99", "-w"]
-        _run(["gcc", "-O2", *flags, *inc, "-c", str(src), "-o", str(obj)])
-        objs.append(str(obj))
-    exe = folder / "checker"
-    _run(["gcc", *objs, "-lm", "-o", str(exe)])
-    return exe
+    return build_checker("test-mag", CHECKER, SOURCE, CMSIS_FILES)
 
 
 @pytest.mark.slow
