@@ -23,11 +23,14 @@ from trainer.stream_eval import stream_metrics
 pytestmark = pytest.mark.slow
 
 FLOORS = {
-    # measured (bench/quality.py, docs/training.md "Held-out figures") -> asserted
-    "clip_clean": 0.80,  # 0.909 on the test split (seed 0)
+    # measured (docs/training.md "What generalises": the fixture configuration on 1.33 h of
+    # test streams laid out with seed 1, as trained) -> asserted. With real recordings under
+    # most augmentation mixes the model trades recall for 2.7x fewer false alarms (0.675 at
+    # 105/h before), so the recall floor came down and the false-alarm ceiling with it.
+    "clip_clean": 0.80,  # 0.939 on the test split (seed 0)
     "clip_noisy_10db": 0.60,  # 0.72
-    "stream_recall": 0.50,  # 0.66
-    "stream_fa_per_hour": 180.0,  # 87
+    "stream_recall": 0.40,  # 0.617
+    "stream_fa_per_hour": 120.0,  # 39
 }
 STREAM_SEED = 7
 ALARM_FLOORS = {
