@@ -322,7 +322,7 @@ def window_means(rec: Recording, cfg: DetectorConfig) -> tuple[np.ndarray, np.nd
     if not keep:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, len(cfg.labels)))
     t = np.array([rec.t_ms[i] for i in keep], np.int64)
-    scores = np.stack([rec.scores[i] for i in keep]).astype(np.float64)
+    scores = np.stack([np.asarray(rec.scores[i]) for i in keep]).astype(np.float64)
     idx = np.arange(t.size)
     start = np.maximum(np.searchsorted(t, t - cfg.average_window_ms, side="right"),
                        idx - cfg.max_history + 1)  # fmt: skip
@@ -388,8 +388,8 @@ def per_label_thresholds(
         if not best:
             return None
     fa, (hits, _, chosen) = max(best.items(), key=lambda kv: (kv[1][0], -kv[0], kv[1][1]))
-    thr = tuple(chosen.get(x, t) for x, t in zip(cfg.labels, cfg.thresholds, strict=True))
-    exact = replace(cfg, thresholds=thr)
+    final = tuple(chosen.get(x, t) for x, t in zip(cfg.labels, cfg.thresholds, strict=True))
+    exact = replace(cfg, thresholds=final)
     res = pool([match(ev.events, _as_pairs(replay(rec, exact)), ev.duration_s, tolerance_s,
                       ev.negative_spans, labels) for ev, rec in streams])  # fmt: skip
     if res["fa_per_hour"] is None or res["fa_per_hour"] > target_fa_per_hour or res["recall"] is None:
@@ -421,7 +421,7 @@ def choose_timing(
     the shorter window (sooner alerts). ``{"average_window_ms", "min_count", "suggested",
     "tried": [...]}``; the pick's ``suggested`` is None when no pair keeps to the target (the
     run's own pair is kept). A per-label suggestion has ``thresholds`` and no offset."""
-    tried = []
+    tried: list[dict[str, Any]] = []
     for window, count in TIMINGS:
         rules = replace(settings, average_window_ms=window, min_count=count)
         s = suggest(sweep(bundle, streams, rules, tolerance_s, step, progress), target_fa_per_hour)

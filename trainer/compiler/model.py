@@ -220,7 +220,9 @@ def policy_of(b: bundle_mod.Bundle, **rules: Any) -> DetectorConfig:
         timing = timing_rules(b.manifest, **{k: rules.pop(k, None) for k in TIMING_LIMITS})
         return bundle_policy(
             b.labels, b.manifest["output"].get("activation", "softmax"), b.thresholds,
-            ignore=[*bundle_ignore(b.manifest), *extra], **rules, **timing,
+            ignore=[*bundle_ignore(b.manifest), *extra], **rules,
+            average_window_ms=timing["average_window_ms"], min_count=timing["min_count"],
+            suppression_ms=timing["suppression_ms"],
         )  # fmt: skip
     except ValueError as e:
         raise CompileError(f"bundle {b.path}: detector policy: {e}") from e

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..c_text import c_value, ident
+from ..errors import CompileError
 
 
 @dataclass
@@ -38,8 +39,11 @@ class Lowered:
     root: dict[int, int] = field(default_factory=dict)
     const_bytes: int = 0
 
-    def array(self, name: str, ctype: str, values: np.ndarray) -> str:
-        """Emit a const array; returns its identifier."""
+    def array(self, name: str, ctype: str, values: np.ndarray | None) -> str:
+        """Emit a const array; returns its identifier. ``values`` None (a tensor the model
+        computes where the op needs constants) is refused naming the array."""
+        if values is None:
+            raise CompileError(f"{name}: the op needs constant data here, the model computes it")
         name = ident(name)
         flat = [int(v) for v in np.asarray(values).reshape(-1)]
         rows = [", ".join(str(v) for v in flat[i : i + 16]) for i in range(0, len(flat), 16)]
