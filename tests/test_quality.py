@@ -35,10 +35,11 @@ FLOORS = {
 STREAM_SEED = 7
 ALARM_FLOORS = {
     # measured (docs/training.md "Smoke and CO alarms": 1.33 h of test streams laid out with
-    # seed 1, the demo-size detector) -> asserted; the fixture-size detectors of seeds 0 and 1
-    # gave 0.93 / 1.00 at 4.8 / 12.0 FA/h here, so the floors hold today's level with a margin
+    # seed 1, settings chosen on 1.33 h of validation streams) -> asserted; the fixture
+    # detectors of seeds 0 and 1 (settings from 20 validation minutes) gave 1.00 / 1.00 at
+    # 7.2 / 7.2 FA/h here, so the floors hold today's level with a margin, not the goal (1/h)
     "stream_recall": 0.80,  # 1.00
-    "stream_fa_per_hour": 30.0,  # 6.0 (goal: 1)
+    "stream_fa_per_hour": 20.0,  # 0.75
 }
 
 
