@@ -22,21 +22,34 @@ def run(cmd: list[str], timeout: float = 300, **kw: object) -> subprocess.Comple
     return proc
 
 
-def build_checker(name: str, checker_c: str, source: Path, cmsis_files: Sequence[str]) -> Path:
-    """``build/<name>/checker``: ``checker_c`` + ``source`` (strict flags) + ``cmsis_files``
-    (paths under CMSIS-DSP's Source/)."""
+M0PLUS = ["-mcpu=cortex-m0plus", "-mthumb", "-mfloat-abi=soft", "-O2", "-ffunction-sections",
+          "-fdata-sections"]  # fmt: skip
+"""Cross flags of the emulated checkers (the firmware's M0+ build)."""
+
+
+def build_checker(name: str, checker_c: str, source: Path | Sequence[Path], cmsis_files: Sequence[str],
+                  cross: Sequence[str] = ()) -> Path:  # fmt: skip
+    """``build/<name>/checker``: ``checker_c`` + ``source`` (ours, strict flags) + ``cmsis_files``
+    (paths under CMSIS-DSP's Source/). With ``cross`` (the final link's extra flags) it is an
+    M0+ ELF built with arm-none-eabi-gcc (:data:`M0PLUS`), ``checker.elf``."""
     dsp = fb.fetch_cmsis_dsp()
     folder = fb.BUILD / name
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "checker.c").write_text(checker_c)
     inc = ["-I", str(CORE), "-isystem", str(dsp / "Include"), "-isystem",
            str(dsp / "PrivateInclude"), *CMSIS_DEFINES]  # fmt: skip
+    ours = [source] if isinstance(source, Path) else list(source)
+    cc, cpu = (["arm-none-eabi-gcc"], M0PLUS) if cross else (["gcc"], ["-O2"])
     objs = []
-    for src in [source, *(dsp / "Source" / f for f in cmsis_files), folder / "checker.c"]:
+    for src in [*ours, *(dsp / "Source" / f for f in cmsis_files), folder / "checker.c"]:
         obj = folder / (src.stem + ".o")
-        flags = STRICT if src == source else ["-std=c99", "-w"]
-        run(["gcc", "-O2", *flags, *inc, "-c", str(src), "-o", str(obj)])
+        flags = STRICT if src in ours else ["-std=c99", "-w"]
+        run([*cc, *cpu, *flags, *inc, "-c", str(src), "-o", str(obj)])
         objs.append(str(obj))
+    if cross:
+        elf = folder / "checker.elf"
+        run([*cc, *cpu, *objs, *cross, "-o", str(elf)])
+        return elf
     exe = folder / "checker"
     run(["gcc", *objs, "-lm", "-o", str(exe)])
     return exe

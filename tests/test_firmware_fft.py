@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from earshot import frontends
-from tests.cmsis_checker import CMSIS_DEFINES, STRICT, build_checker, run
+from tests.cmsis_checker import STRICT, build_checker, run
 from trainer import firmware_build as fb
 
 if str(fb.REPO) not in sys.path:
@@ -398,25 +398,8 @@ def test_cross_build_needs_no_helper_and_no_cmsis(tmp_path: Path, cpu: str) -> N
 @pytest.fixture(scope="module")
 def m0_checker() -> Path:
     """The emulated checker: es_rfft (its Thumb-1 assembly passes) and CMSIS-DSP for the M0+."""
-    dsp = fb.fetch_cmsis_dsp()
-    folder = fb.BUILD / "test-fft-m0"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "m0_checker.c").write_text(EMU_CHECKER)
-    cpu = ["-mcpu=cortex-m0plus", "-mthumb", "-mfloat-abi=soft", "-O2", "-ffunction-sections",
-           "-fdata-sections"]
-    inc = ["-I", str(CORE), "-isystem", str(dsp / "Include"), "-isystem",
-           str(dsp / "PrivateInclude"), *CMSIS_DEFINES]
-    objs = []
-    ours = [SOURCE, CORE / "es_rfft_m0.c"]
-    for src in [*ours, *(dsp / "Source" / f for f in CMSIS_FILES), folder / "m0_checker.c"]:
-        obj = folder / (src.stem + ".o")
-        flags = STRICT if src in ours else ["-std=c99", "-w"]
-        _run(["arm-none-eabi-gcc", *cpu, *flags, *inc, "-c", str(src), "-o", str(obj)])
-        objs.append(str(obj))
-    elf = folder / "m0_checker.elf"
-    _run(["arm-none-eabi-gcc", *cpu, *objs, "--specs=nosys.specs", "-Wl,--gc-sections",
-          "-Wl,--undefined=es_check_batch", "-o", str(elf)])
-    return elf
+    return build_checker("test-fft-m0", EMU_CHECKER, [SOURCE, CORE / "es_rfft_m0.c"], CMSIS_FILES,
+                         cross=["--specs=nosys.specs", "-Wl,--gc-sections", "-Wl,--undefined=es_check_batch"])
 
 
 @pytest.mark.usefixtures("arm_toolchain")

@@ -314,25 +314,8 @@ int main(void)
 @pytest.fixture(scope="module")
 def m0_checker() -> Path:
     """es_mag.c + es_mag_m0.c + CMSIS-DSP's magnitude, cross-compiled for the M0+ into one image."""
-    dsp = fb.fetch_cmsis_dsp()
-    folder = fb.BUILD / "test-mag-m0"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "m0_checker.c").write_text(EMU_CHECKER)
-    cpu = ["-mcpu=cortex-m0plus", "-mthumb", "-mfloat-abi=soft", "-O2", "-ffunction-sections",
-           "-fdata-sections"]
-    inc = ["-I", str(CORE), "-isystem", str(dsp / "Include"), "-isystem",
-           str(dsp / "PrivateInclude"), *CMSIS_DEFINES]
-    ours = [SOURCE, CORE / "es_mag_m0.c"]
-    objs = []
-    for src in [*ours, *(dsp / "Source" / f for f in CMSIS_FILES), folder / "m0_checker.c"]:
-        obj = folder / (src.stem + ".o")
-        flags = STRICT if src in ours else ["-std=c99", "-w"]
-        _run(["arm-none-eabi-gcc", *cpu, *flags, *inc, "-c", str(src), "-o", str(obj)])
-        objs.append(str(obj))
-    elf = folder / "m0_checker.elf"
-    _run(["arm-none-eabi-gcc", *cpu, *objs, "--specs=nosys.specs", "-Wl,--gc-sections",
-          "-Wl,--undefined=es_check_batch", "-o", str(elf)])
-    return elf
+    return build_checker("test-mag-m0", EMU_CHECKER, [SOURCE, CORE / "es_mag_m0.c"], CMSIS_FILES,
+                         cross=["--specs=nosys.specs", "-Wl,--gc-sections", "-Wl,--undefined=es_check_batch"])
 
 
 def window_pairs(checker: Path) -> np.ndarray:
