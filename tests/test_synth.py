@@ -266,3 +266,38 @@ def test_collisions_are_homophones_and_words_that_end_in_a_keyword() -> None:
         synth.parse_words("yes,Yes")
     with pytest.raises(ValueError, match="is not a word"):
         synth.parse_words("yes,up3")
+
+
+def test_no_real_recording_that_says_a_vocabulary_word_is_used() -> None:
+    """The installed packages name spoken clips by what they say: hedgewars' "Enemy down" and
+    "Take cover", ktuberling's object names. A recording saying a keyword must not be an
+    ``_unknown_`` clip, a training background or a held-out negative."""
+    from trainer import recordings
+
+    assert recordings.may_say(Path("v/Default/Enemydown.ogg"), ["down"])
+    assert recordings.may_say(Path("v/Default/Takecover.ogg"), ["hello", "take cover"])
+    assert recordings.may_say(Path("v/Pirate/Uh-oh.ogg"), ["uh oh"])
+    assert not recordings.may_say(Path("v/Pirate/Stupid.ogg"), ["up", "stop"])
+    assert not recordings.may_say(Path("s/en/hat.ogg"), ["hello"])
+    everything = {r.path for r in recordings.find()}
+    hello = {r.path for r in recordings.find(words=["hello", "take cover"])}
+    said = {p for p in everything - hello if p.stem in ("Hello", "Takecover")}
+    assert len(said) >= 10 and everything - hello - said == {
+        p for p in everything if recordings.may_say(p, ["hello", "take cover"])} - said
+    # the default commands: "Enemy down" is left out even with no vocabulary given
+    assert not any(p.stem == "Enemydown" for p in everything)
+
+
+def test_held_out_negative_words_never_say_the_vocabulary(tmp_path: Path) -> None:
+    from trainer import heldout
+
+    out = tmp_path / "s"
+    _synth(out, "--seed", "3", "--per-label", "2", "--speakers", "3", "--set", "keywords",
+           "--words", "thank you,hello")  # fmt: skip
+    said = {p.name.rsplit("_", 1)[0] for p in
+            heldout.negative_words(out / "keywords", tmp_path / "n", "test", 0, ["thank_you", "hello"])}  # fmt: skip
+    assert "thank_you" in {synth.label_of(w) for w in synth.NEGATIVE_WORDS}
+    assert said and "thank_you" not in said
+    allwords = {p.name.rsplit("_", 1)[0] for p in
+                heldout.negative_words(out / "keywords", tmp_path / "m", "test", 0)}  # fmt: skip
+    assert allwords - said == {"thank_you", "hello"} & {synth.label_of(w) for w in synth.NEGATIVE_WORDS}

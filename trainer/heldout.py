@@ -83,11 +83,17 @@ def _speakers(root: Path, split: str) -> list[synth.Voice]:
             for v in who.values() if v["split"] == split]  # fmt: skip
 
 
-def negative_words(root: Path, out: Path, split: str, seed: int) -> list[Path]:
-    """``synth.NEGATIVE_WORDS`` spoken by the split's speakers, written under ``out``."""
+def negative_words(
+    root: Path, out: Path, split: str, seed: int, labels: Sequence[str] = ()
+) -> list[Path]:
+    """``synth.NEGATIVE_WORDS`` spoken by the split's speakers, written under ``out``; a word
+    that would be heard as one of ``labels`` (``synth.collides``, a custom ``--words``
+    vocabulary's) is left out, so a right detection is never counted as a false alarm."""
     voices = _speakers(root, split)
     paths = []
     for w, word in enumerate(synth.NEGATIVE_WORDS):
+        if any(synth.collides(x.replace("_", " "), word) for x in labels):
+            continue
         for k in range(NEGATIVE_WORD_TAKES):
             rng = np.random.default_rng((seed, 21, w, k))
             voice = voices[int(rng.integers(len(voices)))]
@@ -133,9 +139,12 @@ def recording_split(split: str) -> str:
     return "test" if split == "test" else "train"
 
 
-def bed_files(split: str, kinds: Sequence[str] = ("music", "speech", "effects")) -> list[Path]:
-    """The split's recordings for beds (:func:`recording_split`)."""
-    return [r.path for r in recordings.require(kinds, recording_split(split))]
+def bed_files(
+    split: str, kinds: Sequence[str] = ("music", "speech", "effects"), words: Sequence[str] = ()
+) -> list[Path]:
+    """The split's recordings for beds (:func:`recording_split`), none that may say one of
+    ``words`` (``recordings.may_say``)."""
+    return [r.path for r in recordings.require(kinds, recording_split(split), words)]
 
 
 def make_streams(
@@ -159,7 +168,9 @@ def make_streams(
         raise ValueError(f"{root}: the {split} split holds no clip of {', '.join(labels)}")
     negs = [str(p) for p in negative_clips(root, labels, split)]
     if (root / synth.SPEAKERS_FILE).is_file():
-        negs += [str(p) for p in negative_words(root, out, split, seed)]
+        negs += [str(p) for p in negative_words(root, out, split, seed, labels)]
+    words = [] if alarm else [x.replace("_", " ") for x in labels]
+    beds = bed_files(split, words=words)
     streams = []
     for k in range(events_streams):
         per_min = ALARM_EVENTS_PER_MINUTE if alarm else EVENTS_PER_MINUTE
@@ -167,27 +178,30 @@ def make_streams(
                           snr_db=(5.0, 20.0), background_dbfs=-42.0, negative_share=0.3,
                           negatives_per_minute=8.0, negative_snr_db=(5.0, 20.0),
                           seed=seed * 100 + k)  # fmt: skip
-        streams.append(build_stream(out, f"events-{k}", pairs, bed_files(split), negs, spec,
+        streams.append(build_stream(out, f"events-{k}", pairs, beds, negs, spec,
                                     progress=progress))  # fmt: skip
     spec = StreamSpec(duration_s=negatives_minutes * 60, events=0, background_dbfs=-32.0,
                       negative_share=0.9, negative_stretches=1, negatives_per_minute=6.0,
                       negative_snr_db=(0.0, 15.0), seed=seed * 100 + 99)  # fmt: skip
-    streams.append(build_stream(out, "negatives", [], bed_files(split), negs, spec,
+    streams.append(build_stream(out, "negatives", [], beds, negs, spec,
                                 progress=progress))  # fmt: skip
     return streams
 
 
 @functools.lru_cache(maxsize=4)
-def _noise_bank(split: str, seconds: float = 600.0) -> np.ndarray:
-    recs = recordings.require(["music", "speech"], recording_split(split))
+def _noise_bank(split: str, seconds: float = 600.0, words: tuple[str, ...] = ()) -> np.ndarray:
+    recs = recordings.require(["music", "speech"], recording_split(split), words)
     rng = np.random.default_rng(23)
     return np.concatenate([a for _, a in recordings.excerpts(recs, 20.0, seconds, rng)])
 
 
-def noisy(clips: np.ndarray, snr_db: float, split: str = "test", seed: int = 0) -> np.ndarray:
+def noisy(
+    clips: np.ndarray, snr_db: float, split: str = "test", seed: int = 0,
+    words: tuple[str, ...] = (),
+) -> np.ndarray:
     """``clips`` (n, samples) each mixed with a random slice of the split's music and speech at
-    ``snr_db`` (clip RMS over noise RMS)."""
-    bank = _noise_bank(split)
+    ``snr_db`` (clip RMS over noise RMS); no recording that may say one of ``words`` is used."""
+    bank = _noise_bank(split, words=words)
     rng = np.random.default_rng((seed, 24))
     out = np.empty_like(clips, dtype=np.float32)
     for i, x in enumerate(np.asarray(clips, np.float32)):

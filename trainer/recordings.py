@@ -19,7 +19,8 @@ Each file belongs to one split for good, by the SHA-1 of its path (``TEST_PERCEN
 held-out figure is measured on music and voices the model never heard.
 
 Left out, whatever the package: anything that says a keyword or a digit (ktuberling's English
-words are object names, none a keyword; hedgewars' countdown and its "Yessir"/"Nooo" clips,
+words are object names, none a keyword; hedgewars' countdown and its "Yessir", "Nooo" and
+"Enemy down" clips,
 the ALSA and freedesktop channel tests that say "left" and "right"), and every recording that
 is reserved for independent evaluation (no Asterisk, flite, festival or CMU Arctic audio is
 read from anywhere).
@@ -54,7 +55,7 @@ SOURCES: tuple[tuple[str, str, str], ...] = (
 """(kind, folder, glob) of every source read."""
 
 _EXCLUDE = re.compile(
-    r"(countdown|yessir|nooo|audio-channel|front_left|front_right|rear_left|rear_right"
+    r"(countdown|yessir|nooo|enemydown|audio-channel|front_left|front_right|rear_left|rear_right"
     r"|/math/|number|digit|asterisk|flite|festival|arctic)",
     re.IGNORECASE,
 )
@@ -84,8 +85,24 @@ def split_of(path: Path) -> str:
     return "test" if (h % 10000) / 100.0 < TEST_PERCENT else "train"
 
 
-def find(kinds: Sequence[str] = KINDS, split: str | None = None) -> list[Recording]:
-    """Every installed recording of ``kinds`` (and of ``split``, if given), sorted by path."""
+def may_say(path: Path, words: Sequence[str]) -> bool:
+    """Whether ``path``'s name suggests it says one of ``words`` (a vocabulary's words or
+    phrases): the file name's letters, lower case, start or end with a word's letters, or
+    contain them (words of 4 letters or more). The packages name spoken clips by what they say
+    (hedgewars' ``Takecover.ogg``, ktuberling's ``hat.ogg``); a false match only drops a file."""
+    stem = re.sub(r"[^a-z]", "", path.stem.lower())
+    for word in words:
+        w = re.sub(r"[^a-z]", "", word.lower())
+        if w and (stem.startswith(w) or stem.endswith(w) or (len(w) >= 4 and w in stem)):
+            return True
+    return False
+
+
+def find(
+    kinds: Sequence[str] = KINDS, split: str | None = None, words: Sequence[str] = ()
+) -> list[Recording]:
+    """Every installed recording of ``kinds`` (and of ``split``, if given), sorted by path;
+    files that may say one of ``words`` (:func:`may_say`) are left out."""
     bad = [k for k in kinds if k not in KINDS]
     if bad:
         raise ValueError(f"unknown recording kind(s) {bad}: choose from {KINDS}")
@@ -94,14 +111,16 @@ def find(kinds: Sequence[str] = KINDS, split: str | None = None) -> list[Recordi
         if kind not in kinds:
             continue
         for p in sorted(Path(folder).glob(pattern)):
-            if p.is_file() and not _EXCLUDE.search(str(p)):
+            if p.is_file() and not _EXCLUDE.search(str(p)) and not may_say(p, words):
                 found.append(Recording(p, kind, split_of(p)))
     return [r for r in found if split is None or r.split == split]
 
 
-def require(kinds: Sequence[str] = KINDS, split: str | None = None) -> list[Recording]:
+def require(
+    kinds: Sequence[str] = KINDS, split: str | None = None, words: Sequence[str] = ()
+) -> list[Recording]:
     """:func:`find`, raising RecordingError naming the packages when a kind has no file."""
-    recs = find(kinds, split)
+    recs = find(kinds, split, words)
     missing = [k for k in kinds if not any(r.kind == k for r in recs)]
     if missing:
         pkgs = sorted({_package_of(f) for k, f, _ in SOURCES if k in missing})

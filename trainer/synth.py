@@ -668,14 +668,14 @@ def synth_keywords(
         add(HOUSEHOLD_FOLDER, i, functools.partial(_household_job, rng))
     if recordings and fillers:
         n = real_unknown_count(fillers, filler_words)
-        _real_clips(out, seed, n, lists, OTHER_SPEECH_FOLDER, ["speech"], 8)
-        _real_clips(out, seed, n, lists, OTHER_SOUNDS_FOLDER, ["music", "effects"], 10)
+        _real_clips(out, seed, n, lists, OTHER_SPEECH_FOLDER, ["speech"], 8, words)
+        _real_clips(out, seed, n, lists, OTHER_SOUNDS_FOLDER, ["music", "effects"], 10, words)
     _run_jobs(jobs, "keywords", workers)
     for name, split in (("validation_list.txt", "val"), ("testing_list.txt", "test")):
         (out / name).write_text("".join(f"{line}\n" for line in sorted(lists[split])))
     _background_folder(out, seed)
     if recordings:
-        _real_backgrounds(out, seed)
+        _real_backgrounds(out, seed, words)
     _speakers_file(out, voices)
     _marker(out, seed, per_label, speakers, fillers, words)
 
@@ -721,15 +721,15 @@ def real_unknown_count(fillers: int, filler_words: Sequence[str] = FILLER_WORDS)
 
 def _real_clips(
     out: Path, seed: int, count: int, lists: dict[str, list[str]], folder: str,
-    kinds: Sequence[str], stream: int,
+    kinds: Sequence[str], stream: int, words: Sequence[str] = (),
 ) -> None:
     """``count`` 1 s clips of real ``kinds`` recordings (training files) and a fifth as many
     (held-out files, listed in testing_list.txt) in ``folder``, as ``_unknown_`` material, each
-    at an RMS level of -40 to -6 dBFS."""
+    at an RMS level of -40 to -6 dBFS; no file that may say one of ``words`` is used."""
     from . import recordings
 
     for split, n in (("train", count), ("test", max(1, count // 5))):
-        recs = recordings.require(kinds, split)
+        recs = recordings.require(kinds, split, words)
         rng = np.random.default_rng((seed, stream, 0 if split == "train" else 1))
         for k, (rec, audio) in enumerate(recordings.excerpts(recs, 1.0, float(n), rng, n)):
             rel = f"{folder}/{split}{rec.path.parent.name}_nohash_{k}.wav"
@@ -748,11 +748,11 @@ clips. With 4 minutes of music in one file (one mix in 7), half of a keyword mod
 alarms and nearly all of a smoke detector's fell on held-out music and speech (docs/training.md)."""
 
 
-def _real_backgrounds(out: Path, seed: int) -> None:
+def _real_backgrounds(out: Path, seed: int, words: Sequence[str] = ()) -> None:
     from . import recordings
 
     for k, (kind, (files, seconds)) in enumerate(REAL_BACKGROUND.items()):
-        recs = recordings.require([kind], "train")
+        recs = recordings.require([kind], "train", words)
         rng = np.random.default_rng((seed, 9, k))
         audio = np.concatenate([a for _, a in recordings.excerpts(recs, 20.0, files * seconds, rng)])
         audio *= np.float32(_db(-25.0) / max(_rms(audio), 1e-6))

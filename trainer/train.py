@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import logging
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -267,7 +268,7 @@ def _augment(
         cut = CutConfig(to=labels.index(UNKNOWN), labels=words, prob=STREAM_CUT_PROB)
     xa, ya = augment_batch(
         x, y, AugmentConfig(**shift), background, settings.seed, copies=settings.augment_copies,
-        cut=cut,
+        progress=settings.progress, cut=cut,
     )
     if len(xa) == len(x) * (settings.augment_copies + 1):
         return xa, ya  # originals already included
@@ -382,11 +383,12 @@ HARD_NEGATIVE_MAX_SHARE = 0.5
 """At most this many hard negatives per training clip of the mean class (the loudest first)."""
 
 
-def _mining_audio(minutes: float, seed: int) -> np.ndarray:
-    """``minutes`` of training-split real recordings, in 20 s excerpts, one array."""
+def _mining_audio(minutes: float, seed: int, words: Sequence[str] = ()) -> np.ndarray:
+    """``minutes`` of training-split real recordings, in 20 s excerpts, one array; no file that
+    may say one of ``words`` (the labels: a recording saying one is no negative)."""
     from . import recordings
 
-    recs = recordings.require(["music", "speech", "effects"], "train")
+    recs = recordings.require(["music", "speech", "effects"], "train", words)
     rng = np.random.default_rng((seed, 31))
     parts = []
     for _, a in recordings.excerpts(recs, 20.0, minutes * 60.0, rng):
@@ -399,7 +401,8 @@ def _mine_hard_negatives(model, fe, feats, labels, settings):  # type: ignore[no
     """Run the model over real recordings it never trained on as such, take the windows it
     fires on as ``_unknown_`` training clips, and train on (openWakeWord's and Speech
     Commands-style negative mining). Returns the new features and the extra history."""
-    audio = _mining_audio(settings.hard_negatives, settings.seed)
+    words = [x.replace("_", " ") for x in labels if not x.startswith("_")]
+    audio = _mining_audio(settings.hard_negatives, settings.seed, words)
     hop, n = int(HARD_NEGATIVE_HOP_S * 16000), 16000
     clips = np.stack([audio[a : a + n] for a in range(0, audio.size - n + 1, hop)])
     f = compute_features(fe, clips, f"{fe.name} mining", settings.progress)
