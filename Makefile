@@ -36,6 +36,7 @@ bench: setup
 	$(PY) bench/daemon.py
 	$(PY) bench/mcu_cycles.py
 	$(PY) bench/quality.py
+	$(PY) bench/real_voices.py
 
 # make deb: a package for this machine; make deb ARCH=arm64: for a Pi (docs/deploy.md).
 deb: setup
