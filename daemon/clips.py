@@ -167,6 +167,7 @@ class ClipKeeper:
         self._scores: list[float] = []
         self._last_error_t = -1e18
         self._errors_quiet = 0
+        self._complain_lock = threading.Lock()  # the worker and the audio thread both complain
         self._last_det_sample = -(10**12)
         self._jobs: queue.Queue[tuple[Pending, np.ndarray] | None] = queue.Queue()
         self._worker = threading.Thread(target=self._work, name="earshot-clips", daemon=True)
@@ -255,13 +256,14 @@ class ClipKeeper:
         return True
 
     def _complain(self, text: str) -> None:
-        now = time.monotonic()
-        if now - self._last_error_t < self.s.error_every_s:
-            self._errors_quiet += 1
-            return
-        more = f" ({self._errors_quiet} more since the last report)" if self._errors_quiet else ""
+        with self._complain_lock:
+            now = time.monotonic()
+            if now - self._last_error_t < self.s.error_every_s:
+                self._errors_quiet += 1
+                return
+            more = f" ({self._errors_quiet} more since the last report)" if self._errors_quiet else ""
+            self._last_error_t, self._errors_quiet = now, 0
         _LOGGER.error("clips: not keeping clips: %s; detection carries on%s", text, more)
-        self._last_error_t, self._errors_quiet = now, 0
 
     # -- the worker thread --
     def _work(self) -> None:
