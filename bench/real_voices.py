@@ -17,10 +17,19 @@ short phrases, each once. Eight of them are the vocabulary (``PHRASES``). The be
    held-out music, speech and effects with the packs' other phrases (never trained on) as
    negatives, with the bundle's thresholds as trained: recall and false alarms per hour.
 
+With ``--commands BUNDLE ...`` it also scores keyword bundles of the eight default commands
+(``make demo``'s) on the real voices the packages hold saying them, none of which any training
+uses (``trainer.recordings`` leaves them out): "left" and "right" from the ALSA and
+freedesktop speaker tests (two speakers, "front left", "rear right", ...), "yes", "no" and
+"down" from the packs' "Yessir", "Nooo" and "Enemy down". A clip counts as recognised when its
+loudest second is called the word, and as heard when any 1 s window of it scores the word
+above 0.5.
+
 Results: a table on stdout and ``bench/results/real_voices.json``.
 
     .venv/bin/python bench/real_voices.py                        # synth, train, measure
     .venv/bin/python bench/real_voices.py --bundles out/rv/pi out/rv/rp2040   # measure only
+    .venv/bin/python bench/real_voices.py --commands out/demo/keywords/pi out/demo/keywords/rp2040
 """
 
 from __future__ import annotations
@@ -174,12 +183,47 @@ def stream_scores(bundle: Path, streams: Path) -> dict[str, Any]:
             "false_alarms": o["false_alarms"], "latency_p95_ms": o.get("latency_ms_p95")}  # fmt: skip
 
 
+COMMAND_CLIPS = (("left", "/usr/share/sounds/alsa", "*_Left.wav"),
+                 ("right", "/usr/share/sounds/alsa", "*_Right.wav"),
+                 ("left", "/usr/share/sounds/freedesktop/stereo", "audio-channel-*-left.oga"),
+                 ("right", "/usr/share/sounds/freedesktop/stereo", "audio-channel-*-right.oga"),
+                 ("yes", str(VOICES), "*/Yessir.ogg"), ("no", str(VOICES), "*/Nooo.ogg"),
+                 ("down", str(VOICES), "*/Enemydown.ogg"))  # fmt: skip
+"""(command, folder, glob) of the packages' real recordings that say a default command."""
+
+
+def command_scores(bundle: Path) -> dict[str, Any]:
+    from daemon.inference import Classifier
+    from earshot.audio import fit_length
+    from earshot.bundle import load_bundle
+    from trainer import recordings
+
+    b = load_bundle(bundle)
+    clf, n = Classifier(b), int(b.manifest["clip_samples"])
+    out: dict[str, dict[str, int]] = {}
+    for word, folder, pattern in COMMAND_CLIPS:
+        for path in sorted(Path(folder).glob(pattern)):
+            if "/voices/" in str(path) and path.parent.name not in PACKS:
+                continue
+            a = recordings.read(path)
+            wins = [fit_length(a, n, "loudest")] + [
+                fit_length(a[s : s + n], n, "center") for s in range(0, max(1, a.size - n + 1), n // 10)]  # fmt: skip
+            sc = np.array([clf.scores(w) for w in wins])
+            row = out.setdefault(word, {"clips": 0, "recognised": 0, "heard": 0})
+            row["clips"] += 1
+            row["recognised"] += int(b.labels[int(np.argmax(sc[0]))] == word)
+            row["heard"] += int(bool((sc[:, b.labels.index(word)] > 0.5).any()))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  .venv/bin/python bench/real_voices.py --out build/bench-real-voices")
     ap.add_argument("--out", type=Path, default=REPO / "build" / "bench-real-voices")
     ap.add_argument("--bundles", type=Path, nargs="*", help="measure these instead of training")
+    ap.add_argument("--commands", type=Path, nargs="*", default=[],
+                    help="bundles of the eight default commands to score on real voices too")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=25)
     args = ap.parse_args(argv)
@@ -199,10 +243,16 @@ def main(argv: list[str] | None = None) -> int:
     for t, r in rows.items():
         print(f"{t:<7} {r['synthetic_test']:>14.3f} {r['clean']:>10.3f} {r['noisy_10db']:>9.3f} "
               f"{r['recall']:>13.3f} {r['fa_per_hour']:>6.1f}")  # fmt: skip
+    commands = {str(b): command_scores(b) for b in args.commands}
+    for b, res in commands.items():
+        total = {k: sum(r[k] for r in res.values()) for k in ("clips", "recognised", "heard")}
+        print(f"{b}: the default commands said by real voices: {total['recognised']} of "
+              f"{total['clips']} recognised, {total['heard']} heard in some window ("
+              + ", ".join(f"{w} {r['recognised']}/{r['clips']}" for w, r in res.items()) + ")")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({
         "phrases": list(PHRASES), "packs": list(PACKS), "clips": len(events),
-        "negatives": len(negatives), "bundles": rows, "seed": args.seed,
+        "negatives": len(negatives), "bundles": rows, "commands": commands, "seed": args.seed,
         "seconds": round(time.perf_counter() - t0, 1), "machine": platform.machine(),
     }, indent=1) + "\n")  # fmt: skip
     print(f"saved {RESULTS}")
