@@ -37,9 +37,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -66,19 +64,13 @@ NOISY_SNR_DB = 10.0
 CLIPS_PER_WORD = 300
 
 
-def _run(cmd: list[str], log: Path) -> None:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0"}
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w") as f:
-        proc = subprocess.run(cmd, cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT)
-    if proc.returncode:
-        sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}; see {log}")
-
-
 def build(out: Path, seed: int, epochs: int) -> list[Path]:
     """The synthetic set for ``PHRASES`` and its Pi and RP2040 bundles (reused when present)."""
+    from quality import _run  # bench/quality.py: one way to run a trainer step with its log
+
     from trainer.synth import label_of
 
+    out.mkdir(parents=True, exist_ok=True)
     data = out / "data"
     if not (data / "keywords" / "SYNTH.json").is_file():
         _run([sys.executable, "-m", "trainer", "synth", str(data), "--set", "keywords",
@@ -139,7 +131,7 @@ def clip_scores(bundle: Path, events: list[tuple[str, str, Path]]) -> dict[str, 
     n = int(b.manifest["clip_samples"])
     x = np.stack([fit_length(read_wav(p), n, "loudest") for _, _, p in events])
     y = np.array([b.labels.index(lab) for lab, _, _ in events])
-    words = tuple(w for w in PHRASES)
+    words = tuple(PHRASES)
     out: dict[str, Any] = {"n": len(events),
                            "synthetic_test": b.manifest["metrics"]["test_accuracy"]}  # fmt: skip
     for name, clips in (("clean", x), ("noisy_10db", heldout.noisy(x, NOISY_SNR_DB, "test",

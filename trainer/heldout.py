@@ -92,7 +92,7 @@ def negative_words(
     voices = _speakers(root, split)
     paths = []
     for w, word in enumerate(synth.NEGATIVE_WORDS):
-        if any(synth.collides(x.replace("_", " "), word) for x in labels):
+        if any(synth.collides(synth.word_of(x), word) for x in labels):
             continue
         for k in range(NEGATIVE_WORD_TAKES):
             rng = np.random.default_rng((seed, 21, w, k))
@@ -169,7 +169,7 @@ def make_streams(
     negs = [str(p) for p in negative_clips(root, labels, split)]
     if (root / synth.SPEAKERS_FILE).is_file():
         negs += [str(p) for p in negative_words(root, out, split, seed, labels)]
-    words = [] if alarm else [x.replace("_", " ") for x in labels]
+    words = [] if alarm else [synth.word_of(x) for x in labels]
     beds = bed_files(split, words=words)
     streams = []
     for k in range(events_streams):

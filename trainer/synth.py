@@ -554,6 +554,11 @@ def label_of(word: str) -> str:
     return word.replace(" ", "_")
 
 
+def word_of(label: str) -> str:
+    """The words a label stands for: :func:`label_of` undone ("turn_on" -> "turn on")."""
+    return label.replace("_", " ")
+
+
 def fillers_for(words: Sequence[str], pool: Sequence[str] = ()) -> tuple[str, ...]:
     """``pool`` (default: ``FILLER_WORDS``) without every word that collides with a keyword."""
     return tuple(f for f in (pool or FILLER_WORDS) if not any(collides(w, f) for w in words))

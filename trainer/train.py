@@ -401,7 +401,9 @@ def _mine_hard_negatives(model, fe, feats, labels, settings):  # type: ignore[no
     """Run the model over real recordings it never trained on as such, take the windows it
     fires on as ``_unknown_`` training clips, and train on (openWakeWord's and Speech
     Commands-style negative mining). Returns the new features and the extra history."""
-    words = [x.replace("_", " ") for x in labels if not x.startswith("_")]
+    from .synth import word_of
+
+    words = [word_of(x) for x in labels if not x.startswith("_")]
     audio = _mining_audio(settings.hard_negatives, settings.seed, words)
     hop, n = int(HARD_NEGATIVE_HOP_S * 16000), 16000
     clips = np.stack([audio[a : a + n] for a in range(0, audio.size - n + 1, hop)])
