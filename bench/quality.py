@@ -46,9 +46,10 @@ RUNS: tuple[tuple[str, str, list[str]], ...] = (
     ("kw-pi", "keywords", ["--target", "pi", "--labels", KEYWORDS, *COMMON]),
     ("kw-rp2040", "keywords", ["--target", "rp2040", "--labels", KEYWORDS, *COMMON]),
     ("alarm-pi", "alarm", ["--transfer-from", "@kw-pi", "--positive", "smoke_alarm,co_alarm",
-                           "--augment-copies", "3"]),
+                           "--augment-copies", "3", "--hard-negatives", "90"]),
     ("alarm-rp2040", "alarm", ["--transfer-from", "@kw-rp2040", "--positive",
-                               "smoke_alarm,co_alarm", "--augment-copies", "3"]),
+                               "smoke_alarm,co_alarm", "--augment-copies", "3",
+                               "--hard-negatives", "90"]),
 )  # fmt: skip
 NOISY_SNR_DB = 10.0
 

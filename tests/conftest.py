@@ -72,6 +72,9 @@ settings are chosen on (``evaluate-stream --record thresholds``, as ``make demo`
 ALARM_VAL_TARGET = 3.0
 """False alarms/h the alarm fixtures' settings may cost on those streams: one in their 20
 minutes (a budget of 1/h would allow none there, which only a detector that never fires keeps)."""
+ALARM_HARD_NEGATIVES = 90.0
+"""Minutes of training-split recordings the demo's smoke/CO detector mines for hard negatives
+(``--hard-negatives``, as ``make demo`` and ``bench/quality.py`` train it)."""
 ALARM_EPOCHS = {"pi": TRAIN_EPOCHS, "rp2040": 40}
 """Max epochs per phase of the alarm transfer. stream_cnn's head learns more slowly than the
 seed-compatible models' (docs/architecture.md; no normaliser, so quiet clips reach it as small embeddings): on the fixture data its
@@ -185,7 +188,7 @@ def rp2040_bundle(keyword_bundles: dict[str, Path]) -> Path:
 
 
 def make_alarm_bundles(tmp: Path, synth_root: Path, bases: dict[str, Path], seed: int,
-                       positive: str = "smoke_alarm") -> None:
+                       positive: str = "smoke_alarm", hard_negatives: float = 0.0) -> None:
     """Alarm detectors transfer-learned from ``bases`` ({target: keyword bundle}) into ``tmp``,
     then their detector settings chosen on validation streams, as ``make demo`` does.
     ``positive="smoke_alarm"``: a sigmoid smoke detector that never saw a CO alarm (labels
@@ -196,7 +199,7 @@ def make_alarm_bundles(tmp: Path, synth_root: Path, bases: dict[str, Path], seed
             "trainer", "train", str(synth_root / "alarm"), "--out", str(tmp), *only,
             "--transfer-from", str(base), "--positive", positive,
             "--epochs", str(ALARM_EPOCHS[target]), "--seed", str(seed),
-            "--augment-copies", str(ALARM_AUGMENT_COPIES),
+            "--augment-copies", str(ALARM_AUGMENT_COPIES), "--hard-negatives", str(hard_negatives),
         )  # fmt: skip
     events, negatives = ALARM_VAL_STREAM_MIN
     run_cli("trainer", "heldout-streams", str(synth_root / "alarm"), "--labels", positive,

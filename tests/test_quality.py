@@ -126,16 +126,17 @@ def alarm_heldout_streams(synth_root: Path) -> Path:
 def alarm_pi(request, synth_root: Path, keyword_bundles: dict[str, Path], seed1_pi_bundle: Path) -> Path:
     """The demo's Pi smoke/CO detector (``--positive smoke_alarm,co_alarm``), from the keyword
     bundle of the same training seed, its settings chosen on validation streams."""
-    from conftest import ALARM_AUGMENT_COPIES, ALARM_EPOCHS, ALARM_VAL_STREAM_MIN, ALARM_VAL_TARGET
+    import conftest as c
 
     base = keyword_bundles["pi"] if request.param == 0 else seed1_pi_bundle
     params = {"data": synth_root.name, "base": base.parent.name, "seed": request.param,
-              "epochs": ALARM_EPOCHS["pi"], "augment_copies": ALARM_AUGMENT_COPIES,
-              "val_streams_min": ALARM_VAL_STREAM_MIN, "positive": ALARM_LABELS,
-              "val_target": ALARM_VAL_TARGET}  # fmt: skip
+              "epochs": c.ALARM_EPOCHS["pi"], "augment_copies": c.ALARM_AUGMENT_COPIES,
+              "val_streams_min": c.ALARM_VAL_STREAM_MIN, "positive": ALARM_LABELS,
+              "val_target": c.ALARM_VAL_TARGET, "hard_negatives": c.ALARM_HARD_NEGATIVES}  # fmt: skip
 
     def make(tmp: Path) -> None:
-        make_alarm_bundles(tmp, synth_root, {"pi": base}, request.param, ",".join(ALARM_LABELS))
+        make_alarm_bundles(tmp, synth_root, {"pi": base}, request.param, ",".join(ALARM_LABELS),
+                           c.ALARM_HARD_NEGATIVES)  # fmt: skip
 
     return cached("alarm-demo", params, make) / "pi"
 
