@@ -138,9 +138,10 @@ examples:
   # keyword recognisers for the Pi and the RP2040, with _unknown_ and _silence_ classes
   earshot-train train out/data/keywords --out out/bundles --labels yes,no,up,down --unknown --silence
 
-  # a smoke-alarm detector transfer-learned from the RP2040 keyword bundle
+  # a smoke/CO detector transfer-learned from the RP2040 keyword bundle; the windows of 90
+  # minutes of real music and speech it fires on become background (as make demo trains it)
   earshot-train train out/data/alarm --out out/alarm --transfer-from out/bundles/rp2040 \\
-      --positive smoke_alarm
+      --positive smoke_alarm,co_alarm --hard-negatives 90
 
 Why these defaults, and what they measured: docs/training.md."""
 
