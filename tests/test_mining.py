@@ -77,3 +77,25 @@ def test_windows_a_model_fires_on_become_negatives_and_it_fires_less(
     after = fires(model)
     assert after.mean() < before.mean() - 0.2, (before.mean(), after.mean())
 
+
+
+def test_mining_without_a_class_for_the_windows_is_refused_by_name(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from earshot.wavio import write_wav
+
+    rng = np.random.default_rng(1)
+    for label in ("yes", "no"):
+        for k in range(10):
+            write_wav(tmp_path / "data" / label / f"s{k}_nohash_0.wav",
+                      (rng.standard_normal(16000) * 0.1).astype(np.float32))  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "trainer", "train", str(tmp_path / "data"),
+                           "--out", str(tmp_path / "o"), "--hard-negatives", "5", "--no-progress"],
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert proc.returncode != 0
+    assert "--hard-negatives needs a class for the mined windows" in proc.stderr
+    assert str(tmp_path / "data") in proc.stderr and "--unknown" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").rglob("manifest.json"))

@@ -445,6 +445,11 @@ def train(settings: TrainSettings) -> list[dict[str, Any]]:
     seed_everything(settings.seed)
     ds, splits = _load(settings, settings.labels)
     labels = list(ds.labels)
+    if settings.hard_negatives > 0 and UNKNOWN_LABEL not in labels:
+        raise ValueError(
+            f"--hard-negatives needs a class for the mined windows: {settings.data} has no "
+            f"{UNKNOWN_LABEL} (add --unknown), or train a detector with --transfer-from"
+        )
     summary = training_summary(settings, ds, splits, labels)
     _LOGGER.info("data: %s", {s: len(v[0]) for s, v in splits.items()})
     results = []
@@ -471,7 +476,7 @@ def train(settings: TrainSettings) -> list[dict[str, Any]]:
             model, feats["train"], feats["val"], settings, settings.learning_rate, settings.epochs
         )
         mined = {}
-        if settings.hard_negatives > 0 and UNKNOWN_LABEL in labels:
+        if settings.hard_negatives > 0:
             feats, more, mined["hard_negatives"] = _mine_hard_negatives(
                 model, fe, feats, labels, settings
             )
