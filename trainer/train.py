@@ -410,24 +410,23 @@ def _mine_hard_negatives(model, fe, feats, labels, settings, negative=UNKNOWN_LA
     nothing fired) and what was mined (windows scanned, firing, kept), for the manifest."""
     from .synth import word_of
 
-    words = [word_of(x) for x in labels if not x.startswith("_") and x != negative]
+    fires = [i for i, x in enumerate(labels) if not x.startswith("_") and x != negative]
+    words = [word_of(labels[i]) for i in fires]
     audio = _mining_audio(settings.hard_negatives, settings.seed, words)
     hop, n = int(HARD_NEGATIVE_HOP_S * 16000), 16000
     clips = np.stack([audio[a : a + n] for a in range(0, audio.size - n + 1, hop)])
     f = compute_features(fe, clips, f"{fe.name} mining", settings.progress)
     scores = model.predict(f, verbose=0, batch_size=256)
-    if scores.shape[-1] == 1:  # a sigmoid detector: its one output is the positive's score
-        top = scores[:, 0]
-    else:
-        firing = [i for i, x in enumerate(labels) if not x.startswith("_") and x != negative]
-        top = scores[:, firing].max(axis=1)
+    # a sigmoid detector's one output is its positive's score
+    top = scores[:, 0] if scores.shape[-1] == 1 else scores[:, fires].max(axis=1)
+    firing = int((top >= HARD_NEGATIVE_SCORE).sum())
     cap = int(HARD_NEGATIVE_MAX_SHARE * len(feats["train"][0]) / max(1, len(labels)))
-    hard = np.argsort(-top)[: min(cap, int((top >= HARD_NEGATIVE_SCORE).sum()))]
+    hard = np.argsort(-top)[: min(cap, firing)]
     _LOGGER.info("hard negatives: %d of %d windows (%.1f min) fire (score >= %.2f); %d kept",
-                 int((top >= HARD_NEGATIVE_SCORE).sum()), len(top), audio.size / 16000 / 60,
-                 HARD_NEGATIVE_SCORE, len(hard))  # fmt: skip
-    mined = {"minutes": settings.hard_negatives, "windows": int(len(top)),
-             "firing": int((top >= HARD_NEGATIVE_SCORE).sum()), "kept": int(len(hard))}
+                 firing, len(top), audio.size / 16000 / 60, HARD_NEGATIVE_SCORE,
+                 len(hard))  # fmt: skip
+    mined = {"minutes": settings.hard_negatives, "windows": int(len(top)), "firing": firing,
+             "kept": int(len(hard))}
     if not len(hard):
         return feats, None, mined
     x, y = feats["train"]
