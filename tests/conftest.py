@@ -36,6 +36,8 @@ from pathlib import Path
 
 import pytest
 
+from trainer import synth
+
 REPO = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("EARSHOT_TEST_CACHE") or REPO / "build" / "test-cache")
 """Fixture cache folder (``EARSHOT_TEST_CACHE`` overrides it, e.g. to time a cold build)."""
@@ -90,6 +92,7 @@ def code_key(params: dict) -> str:
     # Only the code that shapes data and models: editing the C compiler or evaluate must not
     # retrain every fixture.
     names = ("datasets", "synth", "recordings", "augment", "models", "train", "export")
+    h.update(repr(synth.mbrola_voices()).encode())  # the installed voices shape the data
     files = [REPO / "trainer" / f"{n}.py" for n in names] + [
         REPO / "earshot" / n for n in ("audio.py", "frontends.py", "wavio.py", "bundle.py")
     ] + [REPO / "daemon" / "inference.py"]

@@ -39,6 +39,7 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -60,10 +61,28 @@ FS = SAMPLE_RATE
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "go", "stop")
 ENGLISH_VOICES = ("en-gb", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp",
                   "en-gb-x-gbcwmd", "en-029", "en-us-nyc")  # fmt: skip
-"""espeak-ng's English voices (accents); the ``mb-*`` MBROLA ones are not installable here."""
+"""espeak-ng's English voices (accents) of its own formant synthesiser."""
 HELD_OUT_VOICES = {"test": ("en-us-nyc", "en-gb-x-gbcwmd"), "val": ("en-029",)}
 """Whole accents that only the validation or test speakers use: a test figure is for voices
 (accent *and* variant) the model never heard."""
+MBROLA_VOICES = ("mb-us1", "mb-us2", "mb-us3", "mb-en1", "mb-af1-en", "mb-nl2-en", "mb-fr1-en",
+                 "mb-fr4-en", "mb-de1-en", "mb-de2-en", "mb-de3-en", "mb-de4-en", "mb-de5-en",
+                 "mb-de6-en", "mb-gr2-en", "mb-hu1-en", "mb-pl1-en", "mb-ro1-en", "mb-sw1-en",
+                 "mb-sw2-en")  # fmt: skip
+"""espeak-ng's English voices that speak through MBROLA diphone databases: each database is
+cut from recordings of one real person (four native English speakers, sixteen who speak
+English with their own language's sounds), so the voice has a real glottal source and real
+formants, which espeak-ng's formant synthesis has not. They come from Debian's non-free
+``mbrola-*`` packages (``scripts/install-system-deps`` installs them where apt can reach
+non-free); ``mbrola_voices()`` lists the installed ones."""
+MBROLA_HELD_OUT = {"test": ("mb-us3", "mb-de5-en", "mb-pl1-en"), "val": ("mb-hu1-en",)}
+"""MBROLA voices only the test or validation speakers use (one native English voice held out)."""
+MBROLA_VARIANT = "mbrola"
+"""``Voice.variant`` of an MBROLA voice (espeak-ng's variants shape its formant synthesiser,
+which an MBROLA voice does not use)."""
+MBROLA_SHARE = 0.5
+"""Share of each split's speakers drawn from the installed MBROLA voices of that split."""
+MBROLA_DIR = Path("/usr/share/mbrola")
 VARIANTS = (
     "Alex", "Alicia", "Andrea", "Andy", "Annie", "AnxiousAndy", "Demonic", "Denis", "Diogo",
     "Gene", "Gene2", "Henrique", "Hugo", "Jacky", "Lee", "Marco", "Mario", "Michael", "Mike",
@@ -153,9 +172,11 @@ class Voice:
 
 
 def espeak(text: str, voice: Voice, speed: int = 160, amplitude: int = 100) -> np.ndarray:
-    """``text`` spoken by espeak-ng, float32 at 16 kHz (untrimmed)."""
-    cmd = ["espeak-ng", "--stdout", "-v", f"{voice.base}+{voice.variant}", "-s", str(speed),
-           "-p", str(voice.pitch), "-a", str(amplitude), text]  # fmt: skip
+    """``text`` spoken by espeak-ng (or an MBROLA voice through it), float32 at 16 kHz
+    (untrimmed)."""
+    name = voice.base if voice.variant == MBROLA_VARIANT else f"{voice.base}+{voice.variant}"
+    cmd = ["espeak-ng", "--stdout", "-v", name, "-s", str(speed), "-p", str(voice.pitch),
+           "-a", str(amplitude), text]  # fmt: skip
     try:
         out = subprocess.run(cmd, capture_output=True, check=True, timeout=30).stdout
     except FileNotFoundError:
@@ -481,16 +502,58 @@ def variant_split(variant: str) -> str:
 
 
 def voice_pool(split: str) -> list[tuple[str, str]]:
-    """The (accent, variant) pairs a ``split``'s speakers are drawn from. Test and validation
-    speakers use accents and variants no other split uses, so no voice crosses splits."""
+    """The (accent, variant) pairs a ``split``'s espeak-ng speakers are drawn from. Test and
+    validation speakers use accents and variants no other split uses, so no voice crosses
+    splits."""
     held = {v for vs in HELD_OUT_VOICES.values() for v in vs}
     bases = HELD_OUT_VOICES.get(split) or tuple(b for b in ENGLISH_VOICES if b not in held)
     return [(b, v) for b in bases for v in VARIANTS if variant_split(v) == split]
 
 
+def _mbrola_database(voice: str) -> str:
+    """The MBROLA database an espeak-ng ``mb-*`` voice reads: "mb-de1-en" -> "de1"."""
+    return voice.split("-")[1]
+
+
+def mbrola_voices(split: str | None = None) -> tuple[str, ...]:
+    """The ``MBROLA_VOICES`` whose database is installed, those of ``split`` only if given
+    (``MBROLA_HELD_OUT``; the rest are training voices); none with ``EARSHOT_MBROLA=no`` in
+    the environment (espeak-ng's own voices only, as on a machine without them)."""
+    if os.environ.get("EARSHOT_MBROLA") == "no":
+        return ()
+    held = {v for vs in MBROLA_HELD_OUT.values() for v in vs}
+    mine = (MBROLA_VOICES if split is None else MBROLA_HELD_OUT.get(split)
+            or tuple(v for v in MBROLA_VOICES if v not in held))  # fmt: skip
+    return tuple(v for v in mine if (MBROLA_DIR / _mbrola_database(v)).is_dir())
+
+
+@functools.lru_cache(maxsize=1)
+def _warn_no_mbrola() -> None:
+    _LOGGER.warning(
+        "no MBROLA voice is installed (%s) or EARSHOT_MBROLA=no: every speaker is espeak-ng's formant synthesiser, "
+        "and models trained on it recognise real voices less well; scripts/install-system-deps "
+        "installs the mbrola-* packages", MBROLA_DIR)
+
+
 def pick_voices(count: int, rng: np.random.Generator, split: str = "train") -> list[Voice]:
-    """``count`` distinct speakers of ``split`` (accent, variant, pitch, warp), by speaker id."""
-    combos = voice_pool(split)
+    """``count`` distinct speakers of ``split`` (accent, variant, pitch, warp), by speaker id:
+    ``MBROLA_SHARE`` of them MBROLA voices where the split has any installed, the rest
+    espeak-ng's own."""
+    mbrola = mbrola_voices(split)
+    if not mbrola_voices():
+        _warn_no_mbrola()
+    natural = int(round(count * MBROLA_SHARE)) if mbrola else 0
+    chosen = _pick(count - natural, rng, voice_pool(split), split)
+    if natural:
+        chosen += _pick(natural, np.random.default_rng(rng.integers(2**32)),
+                        [(v, MBROLA_VARIANT) for v in mbrola], split)  # fmt: skip
+    return sorted(chosen, key=lambda v: v.speaker)
+
+
+def _pick(count: int, rng: np.random.Generator, combos: list[tuple[str, str]], split: str
+          ) -> list[Voice]:  # fmt: skip
+    if count <= 0:
+        return []
     if count > 10 * len(combos):
         raise ValueError(f"--speakers {count}: at most {10 * len(combos)} {split} speakers")
     # Every (accent, variant) once before any twice; a repeat differs in pitch and warp.
@@ -503,7 +566,7 @@ def pick_voices(count: int, rng: np.random.Generator, split: str = "train") -> l
             if v.speaker not in voices:
                 voices[v.speaker] = v
                 break
-    return sorted(voices.values(), key=lambda v: v.speaker)
+    return list(voices.values())
 
 
 def split_speakers(speakers: int) -> dict[str, int]:
@@ -832,7 +895,8 @@ def _marker(
     words: Sequence[str] | None = None,
 ) -> None:
     info = {"generator": "earshot-train synth", "seed": seed, "per_label": per_label,
-            "speakers": speakers, **({"fillers": fillers} if fillers else {}),
+            "speakers": speakers, "mbrola_voices": list(mbrola_voices()),
+            **({"fillers": fillers} if fillers else {}),
             **({"words": list(words)} if words is not None else {})}  # fmt: skip
     (out / MARKER).write_text(json.dumps(info, indent=2) + "\n")
 
