@@ -3,7 +3,9 @@
 ``earshot-train synth OUT`` writes
 
 * ``OUT/keywords/``: Speech Commands layout. yes/no/up/down/left/right/go/stop spoken by
-  espeak-ng; a "speaker" is one voice + variant + pitch, and the file names are
+  espeak-ng, half of each split's speakers through the installed MBROLA voices
+  (``MBROLA_VOICES``: real people's diphones); a "speaker" is one voice + variant + pitch (+
+  vocal-tract warp), and the file names are
   ``<speaker>_nohash_<n>.wav``. Each clip has its own speed (words per minute) and amplitude
   (``-a``), is resampled from espeak's 22.05 kHz to 16 kHz, trimmed, placed in 1 s with a small
   random offset, and gets a faint white-noise floor. ``validation_list.txt`` and
