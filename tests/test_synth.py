@@ -88,35 +88,35 @@ def test_keywords_are_speech_commands_with_audible_words(tiny: Path) -> None:
         assert not accents[held] & accents["train"]
         assert not espeak_variants[held] & espeak_variants["train"]
     assert all(who[g]["split"] == s for s in speakers for g in speakers[s])
-    # half of every split's speakers are real people's voices (MBROLA), the rest espeak-ng's
-    assert synth.mbrola_voices(), "no MBROLA voice installed: run scripts/install-system-deps"
-    for s in speakers:
-        group = [g for g in who if who[g]["split"] == s]
-        natural = [g for g in group if who[g]["variant"] == synth.MBROLA_VARIANT]
-        assert 0 < len(natural) < len(group), s
-        assert {who[g]["accent"] for g in natural} <= set(synth.mbrola_voices(s))
+    # MBROLA voices are opt-in (EARSHOT_MBROLA=yes): by default every speaker is espeak-ng's
+    assert all(who[g]["variant"] != synth.MBROLA_VARIANT for g in who)
 
 
 def test_mbrola_speakers_speak_and_only_installed_databases_are_used(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     rng = np.random.default_rng(3)
-    voice = synth.pick_voices(2, rng, "test")
-    natural = [v for v in voice if v.variant == synth.MBROLA_VARIANT]
-    assert len(natural) == 1 and natural[0].base in synth.MBROLA_HELD_OUT["test"]
-    audio = synth.trim(synth.espeak("stop", natural[0]))
-    assert 0.2 < audio.size / FS < 1.0 and np.abs(audio).max() > 0.1  # one spoken word
-    # only the databases present on disk are drawn; with none, every speaker is espeak-ng's
-    (tmp_path / "us1").mkdir()
+    voice = synth.Voice("mb-us3", synth.MBROLA_VARIANT, 50)
+    if (synth.MBROLA_DIR / "us3").is_dir():
+        audio = synth.trim(synth.espeak("stop", voice))
+        assert 0.2 < audio.size / FS < 1.0 and np.abs(audio).max() > 0.1  # one spoken word
+    else:  # not installed: the error names the voice
+        with pytest.raises(RuntimeError, match="mb-us3"):
+            synth.espeak("stop", voice)
+    # opt-in, and only the databases present on disk are drawn
+    for name in synth.MBROLA_HELD_OUT["test"] + ("mb-us1",):
+        (tmp_path / name.split("-")[1]).mkdir()
     monkeypatch.setattr(synth, "MBROLA_DIR", tmp_path)
-    assert synth.mbrola_voices() == ("mb-us1",) and synth.mbrola_voices("test") == ()
+    assert synth.mbrola_voices() == ()  # EARSHOT_MBROLA unset
+    monkeypatch.setenv("EARSHOT_MBROLA", "yes")
+    test = synth.pick_voices(6, rng, "test")
+    natural = [v for v in test if v.variant == synth.MBROLA_VARIANT]
+    assert len(natural) == 3 and {v.base for v in natural} <= set(synth.MBROLA_HELD_OUT["test"])
+    assert synth.mbrola_voices() == ("mb-us1", "mb-us3", "mb-de5-en", "mb-pl1-en")
     assert {v.base for v in synth.pick_voices(6, rng, "train")} & {"mb-us1"}
-    assert all(v.variant != synth.MBROLA_VARIANT for v in synth.pick_voices(6, rng, "test"))
-    monkeypatch.setenv("EARSHOT_MBROLA", "no")  # the opt-out scripts/install-system-deps knows
-    assert synth.mbrola_voices() == ()
-    assert all(v.variant != synth.MBROLA_VARIANT for v in synth.pick_voices(6, rng, "train"))
-    monkeypatch.delenv("EARSHOT_MBROLA")
-    (tmp_path / "us1").rmdir()
+    assert all(v.variant != synth.MBROLA_VARIANT for v in synth.pick_voices(6, rng, "val"))
+    for name in synth.MBROLA_HELD_OUT["test"] + ("mb-us1",):
+        (tmp_path / name.split("-")[1]).rmdir()
     assert all(v.variant != synth.MBROLA_VARIANT for v in synth.pick_voices(6, rng, "train"))
 
 
