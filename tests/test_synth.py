@@ -105,7 +105,7 @@ def test_mbrola_speakers_speak_and_only_installed_databases_are_used(
             synth.espeak("stop", voice)
     # opt-in, and only the databases present on disk are drawn
     for name in synth.MBROLA_HELD_OUT["test"] + ("mb-us1",):
-        (tmp_path / name.split("-")[1]).mkdir()
+        (tmp_path / synth._mbrola_database(name)).mkdir()
     monkeypatch.setattr(synth, "MBROLA_DIR", tmp_path)
     assert synth.mbrola_voices() == ()  # EARSHOT_MBROLA unset
     monkeypatch.setenv("EARSHOT_MBROLA", "yes")
@@ -116,7 +116,7 @@ def test_mbrola_speakers_speak_and_only_installed_databases_are_used(
     assert {v.base for v in synth.pick_voices(6, rng, "train")} & {"mb-us1"}
     assert all(v.variant != synth.MBROLA_VARIANT for v in synth.pick_voices(6, rng, "val"))
     for name in synth.MBROLA_HELD_OUT["test"] + ("mb-us1",):
-        (tmp_path / name.split("-")[1]).rmdir()
+        (tmp_path / synth._mbrola_database(name)).rmdir()
     assert all(v.variant != synth.MBROLA_VARIANT for v in synth.pick_voices(6, rng, "train"))
 
 

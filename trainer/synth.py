@@ -3,9 +3,9 @@
 ``earshot-train synth OUT`` writes
 
 * ``OUT/keywords/``: Speech Commands layout. yes/no/up/down/left/right/go/stop spoken by
-  espeak-ng, with ``EARSHOT_MBROLA=yes`` half of each split's speakers through the installed
-  MBROLA voices (``MBROLA_VOICES``: real people's diphones); a "speaker" is one voice + variant + pitch (+
-  vocal-tract warp), and the file names are
+  espeak-ng (with ``EARSHOT_MBROLA=yes``, half of each split's speakers through the installed
+  MBROLA voices, ``MBROLA_VOICES``: real people's diphones); a "speaker" is one voice +
+  variant + pitch (+ vocal-tract warp), and the file names are
   ``<speaker>_nohash_<n>.wav``. Each clip has its own speed (words per minute) and amplitude
   (``-a``), is resampled from espeak's 22.05 kHz to 16 kHz, trimmed, placed in 1 s with a small
   random offset, and gets a faint white-noise floor. ``validation_list.txt`` and
@@ -75,8 +75,8 @@ MBROLA_VOICES = ("mb-us1", "mb-us2", "mb-us3", "mb-en1", "mb-af1-en", "mb-nl2-en
 cut from recordings of one real person (four native English speakers, sixteen who speak
 English with their own language's sounds), so the voice has a real glottal source and real
 formants, which espeak-ng's formant synthesis has not. They come from Debian's non-free
-``mbrola-*`` packages (``scripts/install-system-deps`` installs them where apt can reach
-non-free); ``mbrola_voices()`` lists the installed ones."""
+``mbrola-*`` packages (``EARSHOT_MBROLA=yes scripts/install-system-deps`` installs them);
+``mbrola_voices()`` lists the installed ones."""
 MBROLA_HELD_OUT = {"test": ("mb-us3", "mb-de5-en", "mb-pl1-en"), "val": ("mb-hu1-en",)}
 """MBROLA voices only the test or validation speakers use (one native English voice held out)."""
 MBROLA_VARIANT = "mbrola"
@@ -519,12 +519,16 @@ def _mbrola_database(voice: str) -> str:
     return voice.split("-")[1]
 
 
+def mbrola_enabled() -> bool:
+    """MBROLA voices are opt-in, ``EARSHOT_MBROLA=yes`` (with them on, the held-out stream
+    floors of tests/test_quality.py failed; docs/training.md "Voices")."""
+    return os.environ.get("EARSHOT_MBROLA") == "yes"
+
+
 def mbrola_voices(split: str | None = None) -> tuple[str, ...]:
     """The ``MBROLA_VOICES`` whose database is installed, those of ``split`` only if given
-    (``MBROLA_HELD_OUT``; the rest are training voices); none with ``EARSHOT_MBROLA=no`` in
-    the environment unless ``EARSHOT_MBROLA=yes`` (opt-in: with them the held-out stream
-    floors of tests/test_quality.py failed, docs/training.md "Voices")."""
-    if os.environ.get("EARSHOT_MBROLA") != "yes":
+    (``MBROLA_HELD_OUT``; the rest are training voices); none unless ``mbrola_enabled()``."""
+    if not mbrola_enabled():
         return ()
     held = {v for vs in MBROLA_HELD_OUT.values() for v in vs}
     mine = (MBROLA_VOICES if split is None else MBROLA_HELD_OUT.get(split)
@@ -535,9 +539,9 @@ def mbrola_voices(split: str | None = None) -> tuple[str, ...]:
 @functools.lru_cache(maxsize=1)
 def _warn_no_mbrola() -> None:
     _LOGGER.warning(
-        "no MBROLA voice in use (%s; EARSHOT_MBROLA=yes with the mbrola-* packages turns them on): every speaker is espeak-ng's formant synthesiser, "
-        "and models trained on it recognise real voices less well; scripts/install-system-deps "
-        "installs the mbrola-* packages", MBROLA_DIR)
+        "EARSHOT_MBROLA=yes but no MBROLA voice is installed in %s: every speaker is "
+        "espeak-ng's own; EARSHOT_MBROLA=yes scripts/install-system-deps installs them",
+        MBROLA_DIR)
 
 
 def pick_voices(count: int, rng: np.random.Generator, split: str = "train") -> list[Voice]:
@@ -545,7 +549,7 @@ def pick_voices(count: int, rng: np.random.Generator, split: str = "train") -> l
     ``MBROLA_SHARE`` of them MBROLA voices where the split has any installed, the rest
     espeak-ng's own."""
     mbrola = mbrola_voices(split)
-    if os.environ.get("EARSHOT_MBROLA") == "yes" and not mbrola_voices():
+    if mbrola_enabled() and not mbrola_voices():
         _warn_no_mbrola()
     natural = int(round(count * MBROLA_SHARE)) if mbrola else 0
     chosen = _pick(count - natural, rng, voice_pool(split), split)
@@ -900,8 +904,8 @@ def _marker(
     words: Sequence[str] | None = None,
 ) -> None:
     info = {"generator": "earshot-train synth", "seed": seed, "per_label": per_label,
-            "speakers": speakers, "mbrola_voices": list(mbrola_voices()),
-            **({"fillers": fillers} if fillers else {}),
+            "speakers": speakers, **({"fillers": fillers} if fillers else {}),
+            **({"mbrola_voices": list(mbrola_voices())} if mbrola_voices() else {}),
             **({"words": list(words)} if words is not None else {})}  # fmt: skip
     (out / MARKER).write_text(json.dumps(info, indent=2) + "\n")
 
