@@ -92,7 +92,7 @@ def code_key(params: dict) -> str:
     # Only the code that shapes data and models: editing the C compiler or evaluate must not
     # retrain every fixture.
     names = ("datasets", "synth", "recordings", "augment", "models", "train", "export")
-    h.update(repr(synth.mbrola_voices()).encode())  # the installed voices shape the data
+    h.update(repr((synth.mbrola_voices(), synth.pico_voices())).encode())  # installed voices shape the data
     files = [REPO / "trainer" / f"{n}.py" for n in names] + [
         REPO / "earshot" / n for n in ("audio.py", "frontends.py", "wavio.py", "bundle.py")
     ] + [REPO / "daemon" / "inference.py"]

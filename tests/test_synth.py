@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +109,7 @@ def test_mbrola_speakers_speak_and_only_installed_databases_are_used(
     for name in synth.MBROLA_HELD_OUT["test"] + ("mb-us1",):
         (tmp_path / synth._mbrola_database(name)).mkdir()
     monkeypatch.setattr(synth, "MBROLA_DIR", tmp_path)
+    monkeypatch.setattr(synth, "PICO_VOICES", ())  # (Pico voices: the next test)
     assert synth.mbrola_voices() == ()  # EARSHOT_MBROLA unset
     monkeypatch.setenv("EARSHOT_MBROLA", "yes")
     test = synth.pick_voices(6, rng, "test")
@@ -118,6 +121,33 @@ def test_mbrola_speakers_speak_and_only_installed_databases_are_used(
     for name in synth.MBROLA_HELD_OUT["test"] + ("mb-us1",):
         (tmp_path / synth._mbrola_database(name)).rmdir()
     assert all(v.variant != synth.MBROLA_VARIANT for v in synth.pick_voices(6, rng, "train"))
+
+
+def test_pico_speakers_speak_and_are_held_out_by_voice(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(5)
+    voice = synth.Voice("pico-en-GB", synth.PICO_VARIANT, 50)
+    if shutil.which("pico2wave"):
+        slow = synth.trim(synth.espeak("stop", voice, 110))
+        fast = synth.trim(synth.espeak("stop", voice, 220))
+        assert 0.2 < slow.size / FS < 1.2 and np.abs(slow).max() > 0.1  # one spoken word
+        assert fast.size < 0.8 * slow.size  # the speed reaches Pico
+        low = synth.trim(synth.espeak("stop", replace(voice, warp=0.9), 160, 30))
+        assert np.abs(low).max() < 0.5 * np.abs(synth.trim(synth.espeak("stop", voice))).max()
+    else:  # not installed: the error names the voice and the package
+        with pytest.raises(FileNotFoundError, match="pico-en-GB.*libttspico-utils"):
+            synth.espeak("stop", voice)
+    monkeypatch.setattr(synth.shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert synth.pico_voices() == ()  # opt-in with the MBROLA voices
+    monkeypatch.setenv("EARSHOT_MBROLA", "yes")
+    assert synth.pico_voices("train") == ("pico-en-US",)
+    assert synth.pico_voices("test") == ("pico-en-GB",) and synth.pico_voices("val") == ()
+    train = synth.pick_voices(80, rng, "train")
+    test = synth.pick_voices(26, rng, "test")
+    assert {v.base for v in train if v.variant == synth.PICO_VARIANT} == {"pico-en-US"}
+    assert {v.base for v in test if v.variant == synth.PICO_VARIANT} <= {"pico-en-GB"}
+    assert not {v.speaker for v in train} & {v.speaker for v in test}
+    monkeypatch.setattr(synth.shutil, "which", lambda name: None)
+    assert all(v.variant != synth.PICO_VARIANT for v in synth.pick_voices(20, rng, "test"))
 
 
 def test_alarm_set_tones_in_the_piezo_band_and_negatives(tiny: Path) -> None:

@@ -4,7 +4,8 @@
 
 * ``OUT/keywords/``: Speech Commands layout. yes/no/up/down/left/right/go/stop spoken by
   espeak-ng (with ``EARSHOT_MBROLA=yes``, half of each split's speakers through the installed
-  MBROLA voices, ``MBROLA_VOICES``: real people's diphones); a "speaker" is one voice +
+  MBROLA voices, ``MBROLA_VOICES``: real people's diphones, and SVOX Pico's ``PICO_VOICES``,
+  ``natural_voices``); a "speaker" is one voice +
   variant + pitch (+ vocal-tract warp), and the file names are
   ``<speaker>_nohash_<n>.wav``. Each clip has its own speed (words per minute) and amplitude
   (``-a``), is resampled from espeak's 22.05 kHz to 16 kHz, trimmed, placed in 1 s with a small
@@ -85,6 +86,17 @@ which an MBROLA voice does not use)."""
 MBROLA_SHARE = 0.5
 """Share of each split's speakers drawn from the installed MBROLA voices of that split."""
 MBROLA_DIR = Path("/usr/share/mbrola")
+PICO_VOICES = ("en-US", "en-GB")
+"""SVOX Pico's English voices (``pico2wave -l``; Debian non-free ``libttspico-utils``): a
+statistical (HMM) synthesiser trained on recordings of one real speaker each, unlike
+espeak-ng's formant rules or MBROLA's concatenated diphones. Drawn beside the MBROLA voices
+(``natural_voices``) with ``EARSHOT_MBROLA=yes``."""
+PICO_HELD_OUT = {"test": ("en-GB",), "val": ()}
+"""Pico voices only the test speakers use (``en-US`` trains)."""
+PICO_VARIANT = "pico"
+"""``Voice.variant`` of a Pico voice (``Voice.base`` is ``pico-<language>``)."""
+PICO_WEIGHT = 4
+"""A Pico voice is drawn as often as this many MBROLA voices (each is one of few)."""
 VARIANTS = (
     "Alex", "Alicia", "Andrea", "Andy", "Annie", "AnxiousAndy", "Demonic", "Denis", "Diogo",
     "Gene", "Gene2", "Henrique", "Hugo", "Jacky", "Lee", "Marco", "Mario", "Michael", "Mike",
@@ -174,8 +186,10 @@ class Voice:
 
 
 def espeak(text: str, voice: Voice, speed: int = 160, amplitude: int = 100) -> np.ndarray:
-    """``text`` spoken by espeak-ng (or an MBROLA voice through it), float32 at 16 kHz
-    (untrimmed)."""
+    """``text`` spoken by espeak-ng (or an MBROLA voice through it, or SVOX Pico for a
+    ``PICO_VARIANT`` voice), float32 at 16 kHz (untrimmed)."""
+    if voice.variant == PICO_VARIANT:
+        return _pico(text, voice, speed, amplitude)
     name = voice.base if voice.variant == MBROLA_VARIANT else f"{voice.base}+{voice.variant}"
     cmd = ["espeak-ng", "--stdout", "-v", name, "-s", str(speed), "-p", str(voice.pitch),
            "-a", str(amplitude), text]  # fmt: skip
@@ -193,6 +207,33 @@ def espeak(text: str, voice: Voice, speed: int = 160, amplitude: int = 100) -> n
     # Vocal-tract-length perturbation: read the audio as if sampled ``warp`` times faster.
     as_if = int(round(rate * voice.warp / 50.0)) * 50
     return resample(pcm / 32768.0, as_if, FS)
+
+
+def _pico(text: str, voice: Voice, speed: int, amplitude: int) -> np.ndarray:
+    """SVOX Pico speaking ``text``: espeak-ng's words per minute become Pico's speed (175 wpm
+    = 100 %), its pitch 0-99 Pico's pitch level 70-140 %, its amplitude a gain (100 = 1)."""
+    import tempfile
+
+    lang = voice.base.removeprefix("pico-")
+    markup = (f"<speed level='{round(speed / 175 * 100)}'><pitch level='"
+              f"{round(70 + 0.7 * voice.pitch)}'>{text}</pitch></speed>")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="earshot-pico-") as tmp:
+        wav = Path(tmp) / "say.wav"
+        try:
+            subprocess.run(["pico2wave", "-l", lang, "-w", str(wav), markup],
+                           capture_output=True, check=True, timeout=30)  # fmt: skip
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                "pico2wave not found (voice " + voice.base + "): EARSHOT_MBROLA=yes "
+                "scripts/install-system-deps installs libttspico-utils") from None
+        except subprocess.CalledProcessError as e:
+            raise RuntimeError(f"pico2wave failed for {text!r} in voice {voice.base}: "
+                               f"{e.stderr.decode().strip()}") from None  # fmt: skip
+        data = wav.read_bytes()
+    rate = int.from_bytes(data[24:28], "little")
+    pcm = np.frombuffer(data[44 : 44 + (len(data) - 44) // 2 * 2], "<i2").astype(np.float32)
+    as_if = int(round(rate * voice.warp / 50.0)) * 50
+    return resample(pcm / 32768.0 * (amplitude / 100.0), as_if, FS)
 
 
 @functools.lru_cache(maxsize=512)
@@ -544,18 +585,37 @@ def _warn_no_mbrola() -> None:
         MBROLA_DIR)
 
 
+def pico_voices(split: str | None = None) -> tuple[str, ...]:
+    """``pico-<language>`` of the ``PICO_VOICES`` of ``split`` (all if None) when
+    ``pico2wave`` is installed and ``mbrola_enabled()``; ``PICO_HELD_OUT`` are test-only."""
+    if not mbrola_enabled() or shutil.which("pico2wave") is None:
+        return ()
+    held = {v for vs in PICO_HELD_OUT.values() for v in vs}
+    mine = [v for v in PICO_VOICES if split is None
+            or (v in PICO_HELD_OUT[split] if split in PICO_HELD_OUT else v not in held)]  # fmt: skip
+    return tuple(f"pico-{v}" for v in mine)
+
+
+def natural_voices(split: str) -> list[tuple[str, str]]:
+    """(base, variant) of ``split``'s voices made from real speakers' recordings: installed
+    MBROLA voices, and Pico voices (``PICO_WEIGHT`` times each in training)."""
+    weight = PICO_WEIGHT if split == "train" else 1
+    return ([(v, MBROLA_VARIANT) for v in mbrola_voices(split)]
+            + [(v, PICO_VARIANT) for v in pico_voices(split) for _ in range(weight)])  # fmt: skip
+
+
 def pick_voices(count: int, rng: np.random.Generator, split: str = "train") -> list[Voice]:
     """``count`` distinct speakers of ``split`` (accent, variant, pitch, warp), by speaker id:
-    ``MBROLA_SHARE`` of them MBROLA voices where the split has any installed, the rest
-    espeak-ng's own."""
-    mbrola = mbrola_voices(split)
+    ``MBROLA_SHARE`` of them natural voices (MBROLA, Pico) where the split has any installed,
+    the rest espeak-ng's own."""
+    natural = natural_voices(split)
     if mbrola_enabled() and not mbrola_voices():
         _warn_no_mbrola()
-    natural = int(round(count * MBROLA_SHARE)) if mbrola else 0
-    chosen = _pick(count - natural, rng, voice_pool(split), split)
-    if natural:
-        chosen += _pick(natural, np.random.default_rng(rng.integers(2**32)),
-                        [(v, MBROLA_VARIANT) for v in mbrola], split)  # fmt: skip
+    # (at most ten speakers per natural voice: a split with one has few)
+    n_natural = min(int(round(count * MBROLA_SHARE)), 10 * len(natural))
+    chosen = _pick(count - n_natural, rng, voice_pool(split), split)
+    if n_natural:
+        chosen += _pick(n_natural, np.random.default_rng(rng.integers(2**32)), natural, split)
     return sorted(chosen, key=lambda v: v.speaker)
 
 
@@ -906,6 +966,7 @@ def _marker(
     info = {"generator": "earshot-train synth", "seed": seed, "per_label": per_label,
             "speakers": speakers, **({"fillers": fillers} if fillers else {}),
             **({"mbrola_voices": list(mbrola_voices())} if mbrola_voices() else {}),
+            **({"pico_voices": list(pico_voices())} if pico_voices() else {}),
             **({"words": list(words)} if words is not None else {})}  # fmt: skip
     (out / MARKER).write_text(json.dumps(info, indent=2) + "\n")
 
