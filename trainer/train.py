@@ -108,8 +108,6 @@ class TrainSettings:
                                 "training goes on (needs --unknown or --transfer-from; 0 = off)",
                                 lo=0, metavar="MIN")  # fmt: skip
     learning_rate: float = opt(2e-3, "initial Adam learning rate", above=0, metavar="LR")
-    lr_decay: float = opt(1.0, "multiply the learning rate by F after every epoch (1 = constant)",
-                          above=0, hi=1, metavar="F")  # fmt: skip
     patience: int = opt(4, "early-stopping patience (epochs without a better validation loss)",
                         lo=0)  # fmt: skip
     transfer_from: Path | None = opt(None, "base bundle (with model.keras) for a "
@@ -441,17 +439,6 @@ def _mine_hard_negatives(model, fe, feats, labels, settings, negative=UNKNOWN_LA
     return feats, more, mined
 
 
-def _rate(settings: TrainSettings, feats: dict[str, tuple]) -> Any:
-    """The keyword model's learning rate: constant, or decayed ``lr_decay`` times per epoch."""
-    if settings.lr_decay >= 1.0:
-        return settings.learning_rate
-    import keras
-
-    steps = max(1, len(feats["train"][0]) // settings.batch_size)
-    return keras.optimizers.schedules.ExponentialDecay(settings.learning_rate, steps,
-                                                       settings.lr_decay)  # fmt: skip
-
-
 def train(settings: TrainSettings) -> list[dict[str, Any]]:
     """Train every target in ``settings``; returns one result row per bundle."""
     seed_everything(settings.seed)
@@ -484,8 +471,9 @@ def train(settings: TrainSettings) -> list[dict[str, Any]]:
             model.count_params(),
             models.count_macs(model),
         )
-        hist = _fit(model, feats["train"], feats["val"], settings, _rate(settings, feats),
-                    settings.epochs)  # fmt: skip
+        hist = _fit(
+            model, feats["train"], feats["val"], settings, settings.learning_rate, settings.epochs
+        )
         mined = {}
         if settings.hard_negatives > 0:
             feats, more, mined["hard_negatives"] = _mine_hard_negatives(
