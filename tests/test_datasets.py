@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from fixtures_data import (
 
 from earshot.wavio import write_wav
 from trainer.datasets import (
+    SEEN,
     SILENCE,
     SILENCE_MAX_GAIN,
     SPLITS,
@@ -310,6 +312,34 @@ def test_folder_split_keeps_a_speaker_in_one_split_by_the_prefix_before_the_last
     assert {s for v in per.values() for s in v} == {"train", "val", "test"}
     assert ds.report.groups == {s: sum(v == {s} for v in per.values()) for s in SPLITS}
     assert ds.report.shared_groups == []
+
+
+def test_seen_split_holds_back_clips_of_training_speakers_only(tmp_path: Path) -> None:
+    root = tmp_path / "d"
+    for label, hz in (("hum", 200.0), ("beep", 900.0)):
+        for s in range(8):  # speakers with 10 takes a label, and two with 2
+            for n in range(10 if s < 6 else 2):
+                write_wav(root / label / f"spk{s}_{n:02d}.wav", tone(hz * (1 + 0.01 * s)))
+    plain = _load(root, val_percent=20, test_percent=20)
+    ds = _load(root, val_percent=20, test_percent=20, seen_percent=20)
+    seen = ds.split(SEEN)
+    train_groups = {c.group for c in ds.split("train")}
+    assert seen and {c.group for c in seen} <= train_groups  # every seen speaker still trains
+    assert not {c.path for c in seen} & {c.path for c in ds.split("train")}
+    # val and test are untouched; the seen clips come out of training, two of each ten takes
+    for split in ("val", "test"):
+        assert [c.path for c in ds.split(split)] == [c.path for c in plain.split(split)]
+    assert len(seen) + len(ds.split("train")) == len(plain.split("train"))
+    per = Counter(c.group for c in seen)
+    files = Counter(c.group for c in plain.split("train"))
+    assert per == {g: n // 5 for g, n in files.items() if n // 5}  # a fifth, rounded down
+    assert {"spk6", "spk7"} & set(files) and not {"spk6", "spk7"} & set(per)  # 4 files: none
+    assert ds.report.counts[SEEN] == dict(Counter(c.label for c in seen))
+    assert ds.report.groups[SEEN] == len(per) and ds.report.shared_groups == []
+    assert "seen" in ds.report.table().splitlines()[1]
+    assert "seen" not in plain.report.table().splitlines()[1]
+    with pytest.raises(ValueError, match="seen_percent"):
+        _load(root, seen_percent=100)
 
 
 def test_group_pattern_names_the_speaker_inside_the_file_name(tmp_path: Path, caplog) -> None:

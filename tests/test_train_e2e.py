@@ -120,3 +120,44 @@ def test_train_refuses_positive_without_base(synth_root: Path, tmp_path: Path) -
     with pytest.raises(AssertionError, match="--transfer-from and --positive go together"):
         run_cli("trainer", "train", str(synth_root / "keywords"), "--out", str(tmp_path),
                 "--positive", "yes", timeout=120)
+
+
+def test_a_makers_few_speakers_get_the_same_speaker_figure_beside_the_unseen_one(
+    tmp_path: Path,
+) -> None:
+    """A folder set of a few speakers (split by speaker hash): the manifest and the summary
+    carry the unseen-speaker test figure and, from held-back takes of the training speakers,
+    the same-speaker one; a set whose lists decide the split (the synthetic one) gets none."""
+    from fixtures_data import tone
+
+    from earshot.wavio import write_wav
+    from trainer import train
+    from trainer.__main__ import build_parser
+
+    rng = np.random.default_rng(0)
+    for label, hz in (("hum", 220.0), ("whistle", 1800.0)):
+        for s in range(8):
+            for n in range(10):
+                x = tone(hz * (1 + 0.02 * s)) * float(rng.uniform(0.2, 0.8))
+                write_wav(tmp_path / "data" / label / f"spk{s}_{n:02d}.wav", x)
+    proc = run_cli("trainer", "train", str(tmp_path / "data"), "--out", str(tmp_path / "o"),
+                  "--target", "pi", "--epochs", "3", "--augment-copies", "0")  # fmt: skip
+    m = load_bundle(tmp_path / "o" / "pi").manifest
+    assert m["training"]["seen_percent"] == train.SEEN_PERCENT
+    assert m["metrics"]["n_seen"] >= 8 and 0.0 <= m["metrics"]["seen_speaker_accuracy"] <= 1.0
+    assert m["training"]["counts"]["seen"] == m["metrics"]["n_seen"]
+    out = proc.stdout.splitlines()
+    head = next(i for i, line in enumerate(out) if line.startswith("target "))
+    assert "seen spk" in out[head] and f"{m['metrics']['seen_speaker_accuracy']:.3f}" in out[head + 2]
+    assert "what a new voice gets" in out[head + 3]
+
+    def seen_of(*flags: str) -> float:
+        args = build_parser().parse_args(["train", *flags, "--out", str(tmp_path / "x")])
+        return train.seen_percent(train.settings_from_args(args))
+
+    listed = tmp_path / "listed"  # Speech Commands layout whose lists decide the split
+    write_wav(listed / "hum" / "a_nohash_0.wav", tone(220.0))
+    (listed / "testing_list.txt").write_text("hum/a_nohash_0.wav\n")
+    assert seen_of(str(listed)) == 0.0
+    assert seen_of(str(tmp_path / "data"), "--seen-test", "0") == 0.0
+    assert seen_of(str(listed), "--seen-test", "20") == 20.0

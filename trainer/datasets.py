@@ -72,6 +72,9 @@ UNKNOWN = "_unknown_"
 SILENCE = "_silence_"
 BACKGROUND_DIR = "_background_noise_"
 SPLITS = ("train", "val", "test")
+SEEN = "seen"
+"""The split of held-back clips of *training* speakers (``seen_percent``): the same-speaker
+figure beside the test split's unseen-speaker one."""
 LAYOUTS = ("auto", "folders", "speech_commands", "esc50")
 ESC50_FOLD_SPLIT = {1: "train", 2: "train", 3: "train", 4: "val", 5: "test"}
 SILENT_RMS_DBFS = -60.0
@@ -140,18 +143,19 @@ class LoadReport:
         """Printable label x split table, then the skipped files with reasons."""
         labels = sorted({lab for c in self.counts.values() for lab in c})
         width = max([len("label"), len("total")] + [len(lab) for lab in labels])
-        head = f"{'label':<{width}}" + "".join(f"{s:>8}" for s in (*SPLITS, "total"))
+        cols = (*SPLITS, SEEN) if SEEN in self.counts else SPLITS
+        head = f"{'label':<{width}}" + "".join(f"{s:>8}" for s in (*cols, "total"))
         lines = [f"dataset {self.root} (layout {self.layout})", head, "-" * len(head)]
         for lab in [*labels, "total"]:
             row = [
                 sum(self.counts.get(s, {}).values())
                 if lab == "total"
                 else self.counts.get(s, {}).get(lab, 0)
-                for s in SPLITS
+                for s in cols
             ]
             lines.append(f"{lab:<{width}}" + "".join(f"{n:>8}" for n in (*row, sum(row))))
         if self.groups:
-            row = [self.groups.get(s, 0) for s in SPLITS]
+            row = [self.groups.get(s, 0) for s in cols]
             lines.append(f"{'speakers':<{width}}" + "".join(f"{n:>8}" for n in row)
                          + f"   (shared by two splits: {len(self.shared_groups)})")  # fmt: skip
         lines.append(
@@ -184,9 +188,9 @@ class Dataset:
     """train/val/test shares (%) used to cut background-noise files in time."""
 
     def split(self, name: str) -> list[Clip]:
-        """The clips of split ``name`` ("train", "val" or "test")."""
-        if name not in SPLITS:
-            raise ValueError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
+        """The clips of split ``name`` ("train", "val", "test" or "seen")."""
+        if name not in (*SPLITS, SEEN):
+            raise ValueError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}, {SEEN}")
         return [c for c in self.clips if c.split == name]
 
 
@@ -551,6 +555,7 @@ def load_dataset(
     progress: bool = True,
     unknown_share: float = 1.0,
     group_pattern: str | None = None,
+    seen_percent: float = 0.0,
 ) -> Dataset:
     """Scan ``root``, open every file that may be used, split and map labels (module docstring)."""
     root = Path(root)
@@ -562,6 +567,8 @@ def load_dataset(
         raise ValueError("val_percent and test_percent must be >= 0 and sum to less than 100")
     if not unknown_share > 0:
         raise ValueError(f"unknown_share must be > 0, got {unknown_share}")
+    if not 0 <= seen_percent < 100:
+        raise ValueError(f"seen_percent must be >= 0 and < 100, got {seen_percent}")
     if layout == "auto":
         layout = detect_layout(root)
     report = LoadReport(root=str(root), layout=layout)
@@ -587,6 +594,8 @@ def load_dataset(
     others = [replace(c, label=UNKNOWN) for c in good if c.source_label not in wanted]
     kept_unknown = _cap_unknown(known, others, rng, unknown_share) if unknown else []
     report.not_used["over the _unknown_ cap"] = len(others) - len(kept_unknown)
+    if seen_percent > 0:
+        known, kept_unknown = _hold_seen(known, kept_unknown, seen_percent)
     fractions = (100.0 - val_percent - test_percent, val_percent, test_percent)
     sil = _silence_clips(known, bg, fractions, clip_samples, rng) if silence else []
     clips = sil + kept_unknown + known
@@ -594,6 +603,8 @@ def load_dataset(
     _check_classes(root, layout, clips, final_labels, report)
     report.files_used = len({c.path for c in kept_unknown + known})
     report.counts = {s: dict(Counter(c.label for c in clips if c.split == s)) for s in SPLITS}
+    if seen_percent > 0:
+        report.counts[SEEN] = dict(Counter(c.label for c in clips if c.split == SEEN))
     _count_groups(report, kept_unknown + known)
     for s in ("val", "test"):
         if not report.counts[s]:
@@ -602,10 +613,35 @@ def load_dataset(
     return Dataset(root, layout, final_labels, clips, background, report, clip_samples, fractions)
 
 
+def _hold_seen(
+    known: list[Clip], unknown: list[Clip], percent: float
+) -> tuple[list[Clip], list[Clip]]:
+    """Move ``percent`` % of each training speaker's files (rounded down, by a hash of the file
+    name, every window of a file together) to the ``SEEN`` split; a speaker with fewer than
+    ``100 / percent`` files gives none, so every seen speaker still trains."""
+    files: dict[str, set[Path]] = defaultdict(set)
+    for c in known + unknown:
+        if c.split == "train" and c.path is not None:
+            files[c.group].add(c.path)
+    held: set[Path] = set()
+    for paths in files.values():
+        order = sorted(paths, key=lambda p: (hash_percent(f"seen:{p.name}"), p.name))
+        held.update(order[: int(len(order) * percent / 100.0)])
+
+    def move(clips: list[Clip]) -> list[Clip]:
+        return [replace(c, split=SEEN) if c.split == "train" and c.path in held else c
+                for c in clips]  # fmt: skip
+
+    return move(known), move(unknown)
+
+
 def _count_groups(report: LoadReport, clips: Sequence[Clip]) -> None:
     """Speakers (groups) per split, and any group that more than one split holds."""
     per = {s: {c.group for c in clips if c.split == s} for s in SPLITS}
     report.groups = {s: len(g) for s, g in per.items()}
+    seen = {c.group for c in clips if c.split == SEEN}  # training speakers by construction
+    if seen:
+        report.groups[SEEN] = len(seen)
     shared = sorted(set.union(*(per[a] & per[b] for a, b in (("train", "val"), ("train", "test"),
                                                           ("val", "test")))))  # fmt: skip
     report.shared_groups = shared

@@ -48,6 +48,9 @@ VAL_PERCENT = 10.0
 """Share of the data set in the validation split (percent)."""
 TEST_PERCENT = 10.0
 """Share of the data set in the test split (percent)."""
+SEEN_PERCENT = 10.0
+"""``--seen-test`` by default where the split is by speaker hash: a maker's few speakers; a set
+whose lists decide the split (the synthetic set, Speech Commands) is scored on them alone."""
 CLIP_PERCENTILE = 99.9
 """MCU inputs are clipped at this percentile of the training features (q15: at least 255)."""
 FINETUNE_RATE = 0.25
@@ -91,6 +94,12 @@ class TrainSettings:
         None, "regular expression whose first group (or match) in a file name is its "
         "speaker/session, so no speaker is in two splits", metavar="REGEX",
         shown="the name before _nohash_, else before its last _",
+    )
+    seen_test: float | None = opt(
+        None, "percent of each training speaker's files held back and scored as the "
+        "same-speaker figure, beside the test split's unseen speakers", lo=0, hi=50,
+        metavar="PCT", shown=f"{SEEN_PERCENT:g} where speakers are split by hash (folders, "
+        "Speech Commands without lists), else 0",
     )
     unknown: bool = opt(False, "add an _unknown_ class from the other labels")
     silence: bool = opt(False, "add a _silence_ class from the background noise")
@@ -232,8 +241,21 @@ def choose_clip_max(fe: frontends.FrontEnd, feats: np.ndarray) -> float:
     return c
 
 
+def seen_percent(settings: TrainSettings) -> float:
+    """``--seen-test``, or its default for ``settings.data``'s layout (``SEEN_PERCENT``)."""
+    from .datasets import detect_layout
+
+    if settings.seen_test is not None:
+        return settings.seen_test
+    root = Path(settings.data)
+    if not root.is_dir() or detect_layout(root) not in ("folders", "speech_commands"):
+        return 0.0
+    lists = any((root / n).is_file() for n in ("validation_list.txt", "testing_list.txt"))
+    return 0.0 if lists else SEEN_PERCENT
+
+
 def _load(settings: TrainSettings, labels: tuple[str, ...] | None):  # type: ignore[no-untyped-def]
-    from .datasets import load_dataset, load_split
+    from .datasets import SEEN, load_dataset, load_split
 
     ds = load_dataset(
         settings.data,
@@ -246,11 +268,14 @@ def _load(settings: TrainSettings, labels: tuple[str, ...] | None):  # type: ign
         val_percent=VAL_PERCENT,
         test_percent=TEST_PERCENT,
         progress=settings.progress,
+        seen_percent=seen_percent(settings),
     )
     splits = {s: load_split(ds, s, progress=settings.progress) for s in ("train", "val", "test")}
     for s, (x, _) in splits.items():
         if len(x) == 0:
             raise ValueError(f"data set {settings.data}: the {s} split is empty; add more clips")
+    if ds.split(SEEN):
+        splits[SEEN] = load_split(ds, SEEN, progress=settings.progress)
     return ds, splits
 
 
@@ -294,6 +319,7 @@ def training_summary(
         "seed": settings.seed,
         "val_percent": VAL_PERCENT,
         "test_percent": TEST_PERCENT,
+        "seen_percent": seen_percent(settings),
         "counts": {s: int(len(v[0])) for s, v in splits.items()},
         "augment_copies": settings.augment_copies,
         "hard_negatives_minutes": settings.hard_negatives,
@@ -511,6 +537,11 @@ def _finish(model, settings, target, arch, fe, labels, feats, splits, summary, h
         b, splits["test"][0], splits["test"][1], progress=settings.progress
     )
     metrics["val_accuracy_keras"] = round(float(max(hist.history.get("val_accuracy", [0.0]))), 4)
+    if "seen" in splits:  # the same speakers the model trained on, clips it did not
+        seen = evaluate.model_report(
+            evaluate.score_clips(b, splits["seen"][0], settings.progress), splits["seen"][1], labels
+        )
+        metrics["seen_speaker_accuracy"], metrics["n_seen"] = seen["accuracy"], seen["n"]
     export.update_manifest(out, thresholds=thresholds, metrics=metrics)
     row = {
         "target": target,
@@ -615,14 +646,21 @@ def train_transfer(settings: TrainSettings) -> list[dict[str, Any]]:
 
 def summary_table(rows: list[dict[str, Any]]) -> str:
     """The end-of-run table: one line per bundle."""
+    seen = any("seen_speaker_accuracy" in r for r in rows)
     head = (
         f"{'target':<7} {'arch':<13} {'frontend':<8} {'params':>8} {'epochs':>6} "
-        f"{'test float':>10} {'test model':>10}  bundle"
+        f"{'test float':>10} {'test model':>10}" + (f" {'seen spk':>8}" if seen else "")
+        + "  bundle"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
+        same = f" {r['seen_speaker_accuracy']:>8.3f}" if "seen_speaker_accuracy" in r else ""
         lines.append(
             f"{r['target']:<7} {r['arch']:<13} {r['frontend']:<8} {r['params']:>8} {r['epochs']:>6} "
-            f"{r['test_accuracy_float']:>10.3f} {r['test_accuracy']:>10.3f}  {r['bundle']}"
+            f"{r['test_accuracy_float']:>10.3f} {r['test_accuracy']:>10.3f}"
+            + (same or (" " * 9 if seen else "")) + f"  {r['bundle']}"
         )
+    if seen:
+        lines.append("test: speakers training never heard; seen spk: held-back clips of the "
+                     "training speakers (--seen-test). The test figure is what a new voice gets.")
     return "\n".join(lines)
