@@ -21,11 +21,16 @@ setup: $(STAMP)
 demo: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/demo
 
+# One pytest worker per core, up to 4 (whole test files per worker; the trained fixtures are
+# built once, under a file lock, and shared through build/test-cache). TEST_JOBS=1: serial.
+TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
+PYTEST := $(PY) -m pytest -q -ra -n $(TEST_JOBS) --dist loadfile
+
 test: setup
-	$(PY) -m pytest -q -ra
+	$(PYTEST)
 
 test-fast: setup
-	$(PY) -m pytest -q -ra -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check daemon trainer tests bench
