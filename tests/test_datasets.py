@@ -326,7 +326,7 @@ def test_seen_split_holds_back_clips_of_training_speakers_only(tmp_path: Path) -
     train_groups = {c.group for c in ds.split("train")}
     assert seen and {c.group for c in seen} <= train_groups  # every seen speaker still trains
     assert not {c.path for c in seen} & {c.path for c in ds.split("train")}
-    # val and test are untouched; the seen clips come out of training, two of each ten takes
+    # val and test are untouched; the seen clips come out of training
     for split in ("val", "test"):
         assert [c.path for c in ds.split(split)] == [c.path for c in plain.split(split)]
     assert len(seen) + len(ds.split("train")) == len(plain.split("train"))
@@ -338,6 +338,13 @@ def test_seen_split_holds_back_clips_of_training_speakers_only(tmp_path: Path) -
     assert ds.report.groups[SEEN] == len(per) and ds.report.shared_groups == []
     assert "seen" in ds.report.table().splitlines()[1]
     assert "seen" not in plain.report.table().splitlines()[1]
+    proc = subprocess.run([sys.executable, "-m", "trainer", "inspect", str(root), "--val-percent",
+                           "20", "--test-percent", "20", "--seen-test", "20"],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in proc.stdout.splitlines() if line.strip()}
+    assert rows["label"][:4] == ["train", "val", "test", "seen"]
+    assert int(rows["total"][3]) == len(seen)
     with pytest.raises(ValueError, match="seen_percent"):
         _load(root, seen_percent=100)
 

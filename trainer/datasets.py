@@ -75,6 +75,10 @@ SPLITS = ("train", "val", "test")
 SEEN = "seen"
 """The split of held-back clips of *training* speakers (``seen_percent``): the same-speaker
 figure beside the test split's unseen-speaker one."""
+SEEN_PERCENT = 10.0
+"""``seen_percent`` by default where speakers are split by hash (``default_seen_percent``): a
+maker's few speakers; a set whose lists decide the split (the synthetic set, Speech Commands)
+is scored on them alone."""
 LAYOUTS = ("auto", "folders", "speech_commands", "esc50")
 ESC50_FOLD_SPLIT = {1: "train", 2: "train", 3: "train", 4: "val", 5: "test"}
 SILENT_RMS_DBFS = -60.0
@@ -159,7 +163,7 @@ class LoadReport:
             lines.append(f"{'speakers':<{width}}" + "".join(f"{n:>8}" for n in row)
                          + f"   (shared by two splits: {len(self.shared_groups)})")  # fmt: skip
         lines.append(
-            f"files: {self.files_seen} seen, {self.files_used} used, {len(self.skipped)} skipped; "
+            f"files: {self.files_seen} found, {self.files_used} used, {len(self.skipped)} skipped; "
             f"{self.background_files} background-noise files"
         )
         if self.silent_windows_dropped:
@@ -613,6 +617,16 @@ def load_dataset(
     return Dataset(root, layout, final_labels, clips, background, report, clip_samples, fractions)
 
 
+def default_seen_percent(root: Path) -> float:
+    """``SEEN_PERCENT`` for a folder-per-label set or a Speech Commands one without lists,
+    else 0 (lists decide the split; ESC-50's folds do)."""
+    root = Path(root)
+    if not root.is_dir() or detect_layout(root) not in ("folders", "speech_commands"):
+        return 0.0
+    lists = any((root / n).is_file() for n in ("validation_list.txt", "testing_list.txt"))
+    return 0.0 if lists else SEEN_PERCENT
+
+
 def _hold_seen(
     known: list[Clip], unknown: list[Clip], percent: float
 ) -> tuple[list[Clip], list[Clip]]:
@@ -717,6 +731,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--group-pattern", metavar="REGEX",
                    help="regular expression whose first group (or match) in a file name is its "
                         "speaker/session; default: the name before _nohash_ or its last _")  # fmt: skip
+    p.add_argument("--seen-test", type=float, metavar="PCT",
+                   help="percent of each training speaker's files held back for the same-speaker "
+                        f"figure, as train's --seen-test (default: {SEEN_PERCENT:g} where speakers "
+                        "are split by hash, else 0)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the JSON summary instead")
     p.set_defaults(func=_run_inspect)
 
@@ -732,6 +750,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
         val_percent=args.val_percent,
         test_percent=args.test_percent,
         group_pattern=args.group_pattern,
+        seen_percent=default_seen_percent(args.data) if args.seen_test is None else args.seen_test,
     )
     if args.json:
         print(json.dumps({"labels": ds.labels, **ds.report.summary()}, indent=2))

@@ -39,6 +39,7 @@ from earshot.bundle import load_bundle
 from earshot.options import MISSING, Option, add_flag, check, opt, options
 
 from . import models
+from .datasets import SEEN_PERCENT
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -48,9 +49,6 @@ VAL_PERCENT = 10.0
 """Share of the data set in the validation split (percent)."""
 TEST_PERCENT = 10.0
 """Share of the data set in the test split (percent)."""
-SEEN_PERCENT = 10.0
-"""``--seen-test`` by default where the split is by speaker hash: a maker's few speakers; a set
-whose lists decide the split (the synthetic set, Speech Commands) is scored on them alone."""
 CLIP_PERCENTILE = 99.9
 """MCU inputs are clipped at this percentile of the training features (q15: at least 255)."""
 FINETUNE_RATE = 0.25
@@ -242,16 +240,13 @@ def choose_clip_max(fe: frontends.FrontEnd, feats: np.ndarray) -> float:
 
 
 def seen_percent(settings: TrainSettings) -> float:
-    """``--seen-test``, or its default for ``settings.data``'s layout (``SEEN_PERCENT``)."""
-    from .datasets import detect_layout
+    """``--seen-test``, or its default for ``settings.data``'s layout
+    (``datasets.default_seen_percent``)."""
+    from .datasets import default_seen_percent
 
     if settings.seen_test is not None:
         return settings.seen_test
-    root = Path(settings.data)
-    if not root.is_dir() or detect_layout(root) not in ("folders", "speech_commands"):
-        return 0.0
-    lists = any((root / n).is_file() for n in ("validation_list.txt", "testing_list.txt"))
-    return 0.0 if lists else SEEN_PERCENT
+    return default_seen_percent(Path(settings.data))
 
 
 def _load(settings: TrainSettings, labels: tuple[str, ...] | None):  # type: ignore[no-untyped-def]
