@@ -190,6 +190,8 @@ class Dataset:
     clip_samples: int = SAMPLE_RATE
     fractions: tuple[float, float, float] = (80.0, 10.0, 10.0)
     """train/val/test shares (%) used to cut background-noise files in time."""
+    seen_percent: float = 0.0
+    """Share (%) of each training speaker's files held back in the ``SEEN`` split."""
 
     def split(self, name: str) -> list[Clip]:
         """The clips of split ``name`` ("train", "val", "test" or "seen")."""
@@ -295,11 +297,15 @@ def _read_list(path: Path) -> set[str]:
     return {line.strip() for line in path.read_text().splitlines() if line.strip()}
 
 
+def _lists(root: Path) -> tuple[set[str], set[str]]:
+    """A Speech Commands set's validation and testing lists (empty when absent)."""
+    return _read_list(root / "validation_list.txt"), _read_list(root / "testing_list.txt")
+
+
 def _scan_speech_commands(
     root: Path, val_pct: float, test_pct: float, pattern: re.Pattern[str] | None = None
 ) -> list[Clip]:
-    val_list = _read_list(root / "validation_list.txt")
-    test_list = _read_list(root / "testing_list.txt")
+    val_list, test_list = _lists(root)
     use_lists = bool(val_list or test_list)
     _LOGGER.info(
         "%s: split from %s", root, "the validation/testing lists" if use_lists else "speaker hash"
@@ -614,7 +620,8 @@ def load_dataset(
         if not report.counts[s]:
             _LOGGER.warning("%s: the %s split is empty", root, s)
     background = [p for p, _ in bg]
-    return Dataset(root, layout, final_labels, clips, background, report, clip_samples, fractions)
+    return Dataset(root, layout, final_labels, clips, background, report, clip_samples, fractions,
+                   seen_percent)
 
 
 def default_seen_percent(root: Path) -> float:
@@ -623,8 +630,7 @@ def default_seen_percent(root: Path) -> float:
     root = Path(root)
     if not root.is_dir() or detect_layout(root) not in ("folders", "speech_commands"):
         return 0.0
-    lists = any((root / n).is_file() for n in ("validation_list.txt", "testing_list.txt"))
-    return 0.0 if lists else SEEN_PERCENT
+    return 0.0 if any(_lists(root)) else SEEN_PERCENT
 
 
 def _hold_seen(

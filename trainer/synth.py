@@ -202,11 +202,16 @@ def espeak(text: str, voice: Voice, speed: int = 160, amplitude: int = 100) -> n
             f"espeak-ng failed for {text!r} in voice {name}: {e.stderr.decode().strip()}"
         ) from None
     # espeak-ng --stdout writes a 44-byte RIFF header with a placeholder size, then int16 PCM.
-    rate = int.from_bytes(out[24:28], "little")
-    pcm = np.frombuffer(out[44 : 44 + (len(out) - 44) // 2 * 2], "<i2").astype(np.float32)
-    # Vocal-tract-length perturbation: read the audio as if sampled ``warp`` times faster.
-    as_if = int(round(rate * voice.warp / 50.0)) * 50
-    return resample(pcm / 32768.0, as_if, FS)
+    return _warped(out, voice.warp)
+
+
+def _warped(wav: bytes, warp: float, gain: float = 1.0) -> np.ndarray:
+    """A synthesiser's 44-byte-header int16 WAV -> float32 at 16 kHz, read as if sampled
+    ``warp`` times faster (vocal-tract-length perturbation), times ``gain``."""
+    rate = int.from_bytes(wav[24:28], "little")
+    pcm = np.frombuffer(wav[44 : 44 + (len(wav) - 44) // 2 * 2], "<i2").astype(np.float32)
+    as_if = int(round(rate * warp / 50.0)) * 50
+    return resample(pcm * np.float32(gain / 32768.0), as_if, FS)
 
 
 def _pico(text: str, voice: Voice, speed: int, amplitude: int) -> np.ndarray:
@@ -229,11 +234,7 @@ def _pico(text: str, voice: Voice, speed: int, amplitude: int) -> np.ndarray:
         except subprocess.CalledProcessError as e:
             raise RuntimeError(f"pico2wave failed for {text!r} in voice {voice.base}: "
                                f"{e.stderr.decode().strip()}") from None  # fmt: skip
-        data = wav.read_bytes()
-    rate = int.from_bytes(data[24:28], "little")
-    pcm = np.frombuffer(data[44 : 44 + (len(data) - 44) // 2 * 2], "<i2").astype(np.float32)
-    as_if = int(round(rate * voice.warp / 50.0)) * 50
-    return resample(pcm / 32768.0 * (amplitude / 100.0), as_if, FS)
+        return _warped(wav.read_bytes(), voice.warp, amplitude / 100.0)
 
 
 @functools.lru_cache(maxsize=512)

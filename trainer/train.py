@@ -39,7 +39,7 @@ from earshot.bundle import load_bundle
 from earshot.options import MISSING, Option, add_flag, check, opt, options
 
 from . import models
-from .datasets import SEEN_PERCENT
+from .datasets import SEEN, SEEN_PERCENT
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ def seen_percent(settings: TrainSettings) -> float:
 
 
 def _load(settings: TrainSettings, labels: tuple[str, ...] | None):  # type: ignore[no-untyped-def]
-    from .datasets import SEEN, load_dataset, load_split
+    from .datasets import load_dataset, load_split
 
     ds = load_dataset(
         settings.data,
@@ -314,7 +314,7 @@ def training_summary(
         "seed": settings.seed,
         "val_percent": VAL_PERCENT,
         "test_percent": TEST_PERCENT,
-        "seen_percent": seen_percent(settings),
+        "seen_percent": ds.seen_percent,
         "counts": {s: int(len(v[0])) for s, v in splits.items()},
         "augment_copies": settings.augment_copies,
         "hard_negatives_minutes": settings.hard_negatives,
@@ -532,9 +532,9 @@ def _finish(model, settings, target, arch, fe, labels, feats, splits, summary, h
         b, splits["test"][0], splits["test"][1], progress=settings.progress
     )
     metrics["val_accuracy_keras"] = round(float(max(hist.history.get("val_accuracy", [0.0]))), 4)
-    if "seen" in splits:  # the same speakers the model trained on, clips it did not
+    if SEEN in splits:  # the same speakers the model trained on, clips it did not
         seen = evaluate.model_report(
-            evaluate.score_clips(b, splits["seen"][0], settings.progress), splits["seen"][1], labels
+            evaluate.score_clips(b, splits[SEEN][0], settings.progress), splits[SEEN][1], labels
         )
         metrics["seen_speaker_accuracy"], metrics["n_seen"] = seen["accuracy"], seen["n"]
     export.update_manifest(out, thresholds=thresholds, metrics=metrics)
@@ -649,11 +649,11 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
     )
     lines = [head, "-" * len(head)]
     for r in rows:
-        same = f" {r['seen_speaker_accuracy']:>8.3f}" if "seen_speaker_accuracy" in r else ""
+        same = r.get("seen_speaker_accuracy")
+        cell = "" if not seen else f" {'-':>8}" if same is None else f" {same:>8.3f}"
         lines.append(
             f"{r['target']:<7} {r['arch']:<13} {r['frontend']:<8} {r['params']:>8} {r['epochs']:>6} "
-            f"{r['test_accuracy_float']:>10.3f} {r['test_accuracy']:>10.3f}"
-            + (same or (" " * 9 if seen else "")) + f"  {r['bundle']}"
+            f"{r['test_accuracy_float']:>10.3f} {r['test_accuracy']:>10.3f}{cell}  {r['bundle']}"
         )
     if seen:
         lines.append("test: speakers training never heard; seen spk: held-back clips of the "
