@@ -94,6 +94,17 @@ def test_keywords_are_speech_commands_with_audible_words(tiny: Path) -> None:
     assert all(who[g]["variant"] != synth.MBROLA_VARIANT for g in who)
 
 
+def test_install_script_installs_every_mbrola_database_synth_reads() -> None:
+    # The package list lives in scripts/install-system-deps (bash, run before any Python):
+    # a voice added to synth.MBROLA_VOICES but not there would never be installed.
+    import re
+
+    script = (Path(__file__).resolve().parents[1] / "scripts" / "install-system-deps").read_text()
+    loop = re.search(r"for v in ([a-z0-9 ]+); do\s+VOICES\+=\(\"mbrola-\$v\"\)", script)
+    assert loop, "the MBROLA voice loop in scripts/install-system-deps changed shape"
+    assert set(loop.group(1).split()) == {synth._mbrola_database(v) for v in synth.MBROLA_VOICES}
+
+
 def test_mbrola_speakers_speak_and_only_installed_databases_are_used(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
