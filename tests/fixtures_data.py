@@ -1,4 +1,5 @@
-"""Builders for small on-disk datasets of each layout, and WAV files that are broken on purpose."""
+"""Builders for small on-disk datasets of each layout, WAV files that are broken on purpose, and
+the trainer's settings as its command line makes them."""
 
 from __future__ import annotations
 
@@ -116,3 +117,12 @@ def make_esc50(
         w.writerow(ESC50_COLUMNS)
         w.writerows(rows)
     return root
+
+
+def train_settings(root: Path, *flags: str):  # type: ignore[no-untyped-def]
+    """``earshot-train train ROOT --out ROOT/o FLAGS...`` parsed into its ``TrainSettings``."""
+    from trainer import train
+    from trainer.__main__ import build_parser
+
+    args = build_parser().parse_args(["train", str(root), "--out", str(root / "o"), *flags])
+    return train.settings_from_args(args)

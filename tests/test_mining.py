@@ -8,16 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures_data import train_settings
 
 from earshot import frontends
 from trainer import train
-from trainer.__main__ import build_parser
-
-
-def _settings(tmp_path: Path, *flags: str) -> train.TrainSettings:
-    args = build_parser().parse_args(["train", str(tmp_path), "--out", str(tmp_path / "o"),
-                                      "--no-progress", *flags])  # fmt: skip
-    return train.settings_from_args(args)
 
 
 def _always_firing(fe: frontends.FrontEnd, outputs: int):  # type: ignore[no-untyped-def]
@@ -46,7 +40,7 @@ def test_windows_a_model_fires_on_become_negatives_and_it_fires_less(
 
     keras.utils.set_random_seed(0)
     fe = frontends.create("logmel")
-    s = _settings(tmp_path, "--hard-negatives", "0.25", "--epochs", "10", "--patience", "6")
+    s = train_settings(tmp_path, "--no-progress", "--hard-negatives", "0.25", "--epochs", "10", "--patience", "6")
     rng = np.random.default_rng(0)
     pos = (rng.standard_normal((12, 16000)) * 0.05).astype(np.float32)
     f = train.compute_features(fe, pos, "train", False)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fixtures_data import train_settings
 
 from trainer import train
 from trainer.__main__ import build_parser
@@ -35,11 +36,6 @@ def _entries(text: str) -> dict[str, str]:
     return {e.split()[0].rstrip(","): re.sub(r"\s+", " ", e) for e in entries}
 
 
-def _settings(tmp_path: Path, *flags: str) -> train.TrainSettings:
-    args = build_parser().parse_args(["train", str(tmp_path), "--out", str(tmp_path / "o"), *flags])
-    return train.settings_from_args(args)
-
-
 @pytest.mark.parametrize("field", [f for f in dataclasses.fields(train.TrainSettings)
                                    if f.default is not dataclasses.MISSING])  # fmt: skip
 def test_every_default_shows_in_help(field: dataclasses.Field) -> None:
@@ -54,7 +50,7 @@ def test_every_default_shows_in_help(field: dataclasses.Field) -> None:
 def test_a_changed_default_changes_help_and_settings(tmp_path: Path, monkeypatch, capsys) -> None:
     """The dataclass field is the one home of a default: change it and the flag follows."""
     monkeypatch.setitem(train.OPTIONS, "epochs", dataclasses.replace(train.OPTIONS["epochs"], default=7))
-    assert _settings(tmp_path).epochs == 7
+    assert train_settings(tmp_path).epochs == 7
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--help"])
     assert re.search(r"--epochs INT .*\(default: 7\)", re.sub(r"\s+", " ", capsys.readouterr().out))
@@ -87,7 +83,7 @@ def test_help_has_examples_and_no_research_notes() -> None:
 ])  # fmt: skip
 def test_a_bad_value_is_refused_by_its_flag(tmp_path: Path, flags: list[str], message: str) -> None:
     with pytest.raises(ValueError) as e:
-        _settings(tmp_path, *flags)
+        train_settings(tmp_path, *flags)
     assert str(e.value) == message
 
 
@@ -100,22 +96,22 @@ def test_the_command_line_reports_the_flag_without_a_traceback(tmp_path: Path) -
 
 
 def test_flags_land_in_their_fields(tmp_path: Path) -> None:
-    s = _settings(tmp_path, "--target", "rp2040", "--arch", "ds_cnn", "--labels", "yes, no,",
+    s = train_settings(tmp_path, "--target", "rp2040", "--arch", "ds_cnn", "--labels", "yes, no,",
                   "--unknown", "--no-progress", "--epochs", "3", "--unknown-share", "2.5",
                   "--transfer-from", "base", "--positive", "yes")  # fmt: skip
     assert (s.targets, s.arch, s.labels, s.unknown, s.progress) == (("rp2040",), "ds_cnn",
                                                                      ("yes", "no"), True, False)  # fmt: skip
     assert (s.epochs, s.unknown_share, s.transfer_from, s.positive) == (3, 2.5, Path("base"), "yes")
-    d = _settings(tmp_path)
+    d = train_settings(tmp_path)
     assert (d.targets, d.labels, d.epochs, d.progress, d.silence) == (("pi", "rp2040"), None, 30,
                                                                       True, False)  # fmt: skip
 
 
 def test_cross_field_rules_name_both_flags(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="--arch needs --target pi or --target rp2040"):
-        _settings(tmp_path, "--arch", "ds_cnn")
+        train_settings(tmp_path, "--arch", "ds_cnn")
     with pytest.raises(ValueError, match="--transfer-from and --positive go together"):
-        _settings(tmp_path, "--positive", "yes")
+        train_settings(tmp_path, "--positive", "yes")
     with pytest.raises(FileNotFoundError, match="data set folder .*nope does not exist"):
         train.settings_from_args(build_parser().parse_args(
             ["train", str(tmp_path / "nope"), "--out", str(tmp_path)]))
