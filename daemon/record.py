@@ -1,7 +1,10 @@
 """``earshotd record``: collect labelled 1 s clips from the microphone into a dataset folder.
 
-Clips go to ``OUT/<label>/<label>_NNNN.wav`` (16 kHz mono int16), the folder-per-label layout
-the trainer reads; numbering continues after clips already there, so nothing is overwritten.
+Clips go to ``OUT/<label>/<speaker>_NNNN.wav`` with ``--speaker NAME`` (else
+``OUT/<label>/<label>_NNNN.wav``), 16 kHz mono int16, the folder-per-label layout the trainer
+reads; numbering continues after clips already there, so nothing is overwritten. The trainer
+splits by the name before the last ``_``: with a speaker in it, a test split holds people training
+never heard; without one it can only split a label's clips one by one (a same-speaker figure).
 Audio is taken in ``--capture-ms`` slices; from each, the 1 s centred on the loudest point is
 kept, unless the silence gate (``[stream] gate_*``) says it is silence — then it is skipped,
 except with ``--keep-silence`` (for background/negative classes).
@@ -31,10 +34,12 @@ from .streaming import SilenceGate, levels
 
 _LOGGER = logging.getLogger(__name__)
 _LABEL = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_SPEAKER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 EPILOG = """examples:
-  earshotd record --label yes --out dataset --clips 20
+  earshotd record --label yes --speaker alice --out dataset --clips 20
+  earshotd record --label no --speaker alice --out dataset --clips 20
   earshotd record --label _background_ --out dataset --clips 50 --keep-silence
   earshotd record --label knock --out dataset --serial-ports /dev/ttyACM0   (a Pico's microphone)
 """
@@ -53,6 +58,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--label", required=True, help="label (folder name) of the clips")
     p.add_argument("--out", required=True, metavar="DIR", help="dataset folder")
+    p.add_argument("--speaker", metavar="NAME", default=None,
+                   help="who is speaking (or which room/session): clips are named NAME_NNNN.wav, "
+                   "so the trainer keeps each speaker in one split and its test figure is on "
+                   "people training never heard (default: none, clips are named LABEL_NNNN.wav)")
     p.add_argument("--clips", type=int, default=10, help="clips to record (default: 10)")
     p.add_argument("--capture-ms", type=int, default=1500,
                    help="audio listened to per clip (ms, default: 1500; at least 1000)")
@@ -85,15 +94,20 @@ def writable_folder(out: Path, label: str) -> Path:
     return folder
 
 
-def next_index(folder: Path, label: str) -> int:
-    used = [int(m.group(1)) for f in folder.glob(f"{label}_*.wav")
-            if (m := re.fullmatch(rf"{re.escape(label)}_(\d+)\.wav", f.name))]
+def next_index(folder: Path, prefix: str) -> int:
+    """The number after the highest ``PREFIX_NNNN.wav`` already in ``folder``."""
+    used = [int(m.group(1)) for f in folder.glob(f"{prefix}_*.wav")
+            if (m := re.fullmatch(rf"{re.escape(prefix)}_(\d+)\.wav", f.name))]
     return max(used, default=-1) + 1
 
 
 def run(args: argparse.Namespace) -> int:
     if not _LABEL.match(args.label):
         print(f"earshotd: error: --label {args.label!r}: use letters, digits, _ . -", file=sys.stderr)
+        return 2
+    if args.speaker is not None and not _SPEAKER.match(args.speaker):
+        print(f"earshotd: error: --speaker {args.speaker!r}: use letters, digits, _ . - "
+              "(not first: _ . -)", file=sys.stderr)  # fmt: skip
         return 2
     if args.clips < 1 or args.capture_ms < 1000:
         print("earshotd: error: --clips must be >= 1 and --capture-ms >= 1000", file=sys.stderr)
@@ -108,11 +122,16 @@ def run(args: argparse.Namespace) -> int:
         return 2
     gate = SilenceGate(s.stream.gate_p2p_dbfs, s.stream.gate_rms_dbfs)
     want = RATE * args.capture_ms // 1000
-    index, saved = next_index(folder, args.label), 0
+    prefix = args.speaker or args.label
+    index, saved = next_index(folder, prefix), 0
     buf: list[np.ndarray] = []
     have = 0
     print(f"recording {args.clips} clip(s) of {args.label!r} from {source.name} into {folder}",
           file=sys.stderr)
+    if args.speaker is None:
+        print("note: no --speaker: the trainer cannot tell who spoke, so its test figure will be "
+              "a same-speaker one; name the speaker (--speaker alice) to measure on people "
+              "training never heard", file=sys.stderr)  # fmt: skip
     try:
         while saved < args.clips:
             chunk = source.read(0.5)
@@ -130,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
             if not gate.is_open(p2p, rms) and not args.keep_silence:
                 _LOGGER.info("silence (%.1f dBFS peak-to-peak): not kept", p2p)
                 continue
-            path = folder / f"{args.label}_{index:04d}.wav"
+            path = folder / f"{prefix}_{index:04d}.wav"
             try:
                 write_wav(path, clip)  # a temporary name, renamed: no partial clip on failure
             except OSError as e:

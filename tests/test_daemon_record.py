@@ -80,3 +80,37 @@ def test_a_full_disk_stops_with_the_file_named_and_no_empty_wav(tmp_path: Path, 
     assert f"earshotd: error: {out / 'yes' / 'yes_0000.wav'}: cannot write (No space left on device); " \
            "0 clip(s) saved before" in err
     assert list((out / "yes").iterdir()) == []  # neither a 0-byte WAV nor a temporary file
+
+
+def test_speakers_name_the_clips_and_the_trainer_keeps_each_in_one_split(tmp_path: Path,
+                                                                          speech: Path, capsys):
+    """``--speaker`` names the clips NAME_NNNN.wav, numbering per speaker; the trainer's split
+    then holds whole speakers, with every label in training."""
+    from trainer.datasets import load_dataset
+
+    out = tmp_path / "dataset"
+    people = ["alice", "bob", "carol", "dan", "erin", "frank"]
+    for who in people:
+        for label in ("yes", "no"):
+            args = _record_args(speech, out)
+            args[args.index("yes")] = label
+            assert main([*args, "--speaker", who]) == 0
+    assert main([*_record_args(speech, out), "--speaker", "alice"]) == 0  # numbering continues
+    assert sorted(p.name for p in (out / "yes").glob("alice_*")) == [
+        f"alice_000{i}.wav" for i in range(4)]  # fmt: skip
+    assert "no --speaker" not in capsys.readouterr().err
+    ds = load_dataset(out, progress=False, val_percent=20, test_percent=20)
+    where = {c.group: set() for c in ds.clips}
+    for c in ds.clips:
+        where[c.group].add(c.split)
+    assert set(where) == set(people) and all(len(s) == 1 for s in where.values())
+    assert {c.label for c in ds.split("train")} == {"yes", "no"}
+    assert ds.split("test") and not ds.report.file_split_labels
+
+
+def test_without_a_speaker_the_note_says_what_the_split_can_do(tmp_path: Path, speech: Path,
+                                                               capsys):
+    assert main([*_record_args(speech, tmp_path / "d"), "--speaker", "_x"]) == 2
+    assert "--speaker '_x'" in capsys.readouterr().err
+    assert main(_record_args(speech, tmp_path / "d")) == 0
+    assert "no --speaker: the trainer cannot tell who spoke" in capsys.readouterr().err

@@ -314,6 +314,29 @@ def test_folder_split_keeps_a_speaker_in_one_split_by_the_prefix_before_the_last
     assert ds.report.shared_groups == []
 
 
+def test_a_label_whose_files_are_one_speaker_is_split_file_by_file(tmp_path: Path, caplog) -> None:
+    # earshotd record without --speaker writes yes/yes_0000.wav, ...: the group is the label, and
+    # a split by group would put all of one label in test and none in training
+    root = tmp_path / "d"
+    for label, hz in (("yes", 200.0), ("no", 500.0), ("up", 900.0), ("down", 1300.0)):
+        for n in range(30):
+            write_wav(root / label / f"{label}_{n:04d}.wav", tone(hz * (1 + 0.002 * n)))
+    for s in range(10):  # a label recorded by ten people keeps its split by speaker
+        for n in range(3):
+            write_wav(root / "stop" / f"spk{s}_{n}.wav", tone(1700.0 * (1 + 0.01 * s)))
+    ds = _load(root, val_percent=10, test_percent=10)
+    for label in ("yes", "no", "up", "down"):
+        got = Counter(c.split for c in ds.clips if c.label == label)
+        assert got == {"train": 24, "val": 3, "test": 3}, (label, got)
+    stop = _splits_of_speakers(ds, lambda stem: stem.rsplit("_", 1)[0])
+    assert all(len(v) == 1 for k, v in stop.items() if k.startswith("spk"))
+    assert ds.report.file_split_labels == ["down", "no", "up", "yes"]
+    line = next(x for x in ds.report.table().splitlines() if x.startswith("split file by file"))
+    assert line.endswith(": down, no, up, yes")
+    assert "--speaker NAME" in caplog.text and "down/down_0000.wav is 'down'" in caplog.text
+    assert ds.report.summary()["file_split_labels"] == ["down", "no", "up", "yes"]
+
+
 def test_seen_split_holds_back_clips_of_training_speakers_only(tmp_path: Path) -> None:
     root = tmp_path / "d"
     for label, hz in (("hum", 200.0), ("beep", 900.0)):

@@ -125,6 +125,8 @@ class LoadReport:
     not_used: dict[str, int] = field(default_factory=dict)
     groups: dict[str, int] = field(default_factory=dict)
     shared_groups: list[str] = field(default_factory=list)
+    file_split_labels: list[str] = field(default_factory=list)
+    """Labels whose files are all one group, split file by file (same-speaker test figures)."""
 
     def summary(self) -> dict[str, Any]:
         """JSON-able summary for the bundle manifest's "training" key."""
@@ -140,6 +142,7 @@ class LoadReport:
             "not_used": dict(self.not_used),
             "groups": dict(self.groups),
             "shared_groups": list(self.shared_groups),
+            "file_split_labels": list(self.file_split_labels),
             "counts": {s: dict(c) for s, c in self.counts.items()},
         }
 
@@ -162,6 +165,9 @@ class LoadReport:
             row = [self.groups.get(s, 0) for s in cols]
             lines.append(f"{'speakers':<{width}}" + "".join(f"{n:>8}" for n in row)
                          + f"   (shared by two splits: {len(self.shared_groups)})")  # fmt: skip
+        if self.file_split_labels:
+            lines.append("split file by file (all of a label's files are one speaker; its test "
+                         f"figure is same-speaker): {', '.join(self.file_split_labels)}")  # fmt: skip
         lines.append(
             f"files: {self.files_seen} found, {self.files_used} used, {len(self.skipped)} skipped; "
             f"{self.background_files} background-noise files"
@@ -324,27 +330,70 @@ def _scan_speech_commands(
 
 
 def _scan_folders(
-    root: Path, val_pct: float, test_pct: float, pattern: re.Pattern[str] | None = None
+    root: Path,
+    val_pct: float,
+    test_pct: float,
+    pattern: re.Pattern[str] | None = None,
+    report: LoadReport | None = None,
 ) -> list[Clip]:
     files = [(d.name, p) for d in _label_dirs(root) for p in _wav_files(d)]
     group = {p: group_of(p, pattern) for _, p in files}
-    per_group = Counter(group.values())
-    groups = sorted(per_group, key=lambda g: (hash_percent(g), g))
-    n = len(files)
+    by_file = _single_group_labels(files, group)
+    if report is not None:
+        report.file_split_labels = by_file
+    if by_file:
+        one = next(p for x, p in files if x == by_file[0])
+        _LOGGER.warning(
+            "%s: label(s) %s have all their files in one speaker/group (%s is %r), so a split by "
+            "speaker would put all of such a label in one split: their files are split one by "
+            "one instead, and their test figure is a same-speaker one. For an unseen-speaker "
+            "figure name files <speaker>_<n>.wav (earshotd record --speaker NAME does) or pass "
+            "--group-pattern", root, ", ".join(by_file), one.relative_to(root), group[one],
+        )
+    split_of = _quota_split(
+        [(g, n) for g, n in Counter(group[p] for x, p in files if x not in by_file).items()],
+        val_pct, test_pct,
+    )
+    for lab in by_file:
+        split_of.update(_quota_split([(f"{lab}/{p.name}", 1) for x, p in files if x == lab],
+                                     val_pct, test_pct))  # fmt: skip
+    key = {p: f"{lab}/{p.name}" if lab in by_file else group[p] for lab, p in files}
+    return [Clip(p, lab, split_of[key[p]], group[p], source_label=lab) for lab, p in files]
+
+
+def _single_group_labels(files: list[tuple[str, Path]], group: dict[Path, str]) -> list[str]:
+    """Labels of three or more files that all share one group (``yes/yes_0001.wav``, ... is group
+    "yes"; one person who recorded every label is one group): split by group, all of such a
+    label would land in one split."""
+    groups: dict[str, set[str]] = defaultdict(set)
+    for lab, p in files:
+        groups[lab].add(group[p])
+    count = Counter(lab for lab, _ in files)
+    return sorted(lab for lab, g in groups.items() if len(g) == 1 and count[lab] >= 3)
+
+
+def _quota_split(
+    units: list[tuple[str, int]], val_pct: float, test_pct: float
+) -> dict[str, str]:
+    """``{unit: split}`` for ``(unit, files)`` pairs (groups, or single files), in SHA-1
+    percentage order: test, then val, take units until they hold their share of the files (at
+    least one unit each when there are three or more), the rest train."""
+    order = sorted(units, key=lambda u: (hash_percent(u[0]), u[0]))
+    n = sum(k for _, k in units)
     want = {"test": round(n * test_pct / 100.0), "val": round(n * val_pct / 100.0)}
-    if len(groups) >= 3:
+    if len(units) >= 3:
         want = {
             s: max(k, 1 if pct > 0 else 0)
             for (s, k), pct in zip(want.items(), (test_pct, val_pct), strict=True)
         }
     split_of: dict[str, str] = {}
     have = {"test": 0, "val": 0}
-    for g in groups:
+    for u, k in order:
         s = next((s for s in ("test", "val") if have[s] < want[s]), "train")
         if s != "train":
-            have[s] += per_group[g]
-        split_of[g] = s
-    return [Clip(p, lab, split_of[group[p]], group[p], source_label=lab) for lab, p in files]
+            have[s] += k
+        split_of[u] = s
+    return split_of
 
 
 def _scan_esc50(root: Path) -> list[Clip]:
@@ -543,13 +592,18 @@ def _parse_labels(labels: Sequence[str] | str | None) -> list[str] | None:
 
 
 def _scan(
-    root: Path, layout: str, val_pct: float, test_pct: float, pattern: re.Pattern[str] | None
+    root: Path,
+    layout: str,
+    val_pct: float,
+    test_pct: float,
+    pattern: re.Pattern[str] | None,
+    report: LoadReport | None = None,
 ) -> list[Clip]:
     if layout == "esc50":
         return _scan_esc50(root)
     if layout == "speech_commands":
         return _scan_speech_commands(root, val_pct, test_pct, pattern)
-    return _scan_folders(root, val_pct, test_pct, pattern)
+    return _scan_folders(root, val_pct, test_pct, pattern, report)
 
 
 def load_dataset(
@@ -583,7 +637,7 @@ def load_dataset(
         layout = detect_layout(root)
     report = LoadReport(root=str(root), layout=layout)
     candidates = _scan(root, layout, val_percent, test_percent,
-                       compile_group_pattern(group_pattern))  # fmt: skip
+                       compile_group_pattern(group_pattern), report)  # fmt: skip
     report.files_seen = len({c.path for c in candidates})
     available = sorted({c.source_label for c in candidates})
     wanted = _parse_labels(labels) or available
