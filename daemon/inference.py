@@ -13,7 +13,7 @@ import numpy as np
 
 from earshot import frontends
 from earshot.bundle import Bundle, BundleError
-from earshot.quant import q15_to_int8
+from earshot.quant import log_mag_int8_table, log_mag_to_int8, q15_to_int8
 
 from .native import quiet_native_stderr
 
@@ -105,13 +105,18 @@ class Classifier:
             )
         self._sigmoid_binary = n_out == 1 and len(self.labels) == 2
         self.is_int8 = self._in["dtype"] == np.int8
+        self._log_table: np.ndarray | None = None
+        if self.is_int8 and isinstance(self.frontend, frontends.Q15LogFrontEnd):
+            self._log_table = log_mag_int8_table(*self._in["quantization"])
 
     def input_tensor(self, clip: np.ndarray) -> np.ndarray:
         """The exact tensor the model gets for one clip (int8 for RP2040 bundles)."""
         if self.is_int8:
             scale, zp = self._in["quantization"]
-            if isinstance(self.frontend, frontends.Q15FrontEnd):
-                x = q15_to_int8(self.frontend.native(clip), scale, zp)
+            if isinstance(self.frontend, frontends.Q15FrontEnd):  # q15 and q15log
+                mag = self.frontend.native(clip)
+                x = (q15_to_int8(mag, scale, zp) if self._log_table is None
+                     else log_mag_to_int8(mag, self._log_table))  # fmt: skip
             else:
                 f = self.frontend.features(clip)
                 x = np.clip(np.round(f / scale) + zp, -128, 127).astype(np.int8)

@@ -11,6 +11,9 @@ Front ends
 ``q15``    CMSIS-DSP fixed point, as the RP2040 firmware computes it: periodic Hann 256 in q15,
            arm_mult_q15 -> arm_rfft_q15 (256) -> arm_cmplx_mag_q15, hop 128, 124 frames x 129
            bins. Bit-identical to the firmware (same CMSIS-DSP release, 1.10.3).
+``q15log`` the q15 magnitudes as ``ln(1 + m)``: level changes become offsets; the int8 input
+           is a table of the 32768 magnitudes (``earshot.quant.log_mag_int8_table``), which the
+           firmware holds as at most 256 breakpoints, so no logarithm runs on the device.
 ``logmel`` log mel energies (25 ms Hann window, 10 ms hop, 40 mel bands 20-8000 Hz), the
            representation the NXP i.MX RT sound-classification guide recommends; (98, 40).
 
@@ -240,6 +243,19 @@ class Q15FrontEnd(FrontEnd):
 
 @register
 @dataclass
+class Q15LogFrontEnd(Q15FrontEnd):
+    """The q15 spectrogram, log-compressed: ``ln(1 + magnitude)``, the same integer magnitudes
+    as ``q15``. A gain is then an added constant rather than a factor, and the int8 input spends
+    its 256 steps evenly over 90 dB instead of on the loudest bins (module docstring)."""
+
+    name: str = field(default="q15log", init=False)
+
+    def features(self, audio: np.ndarray) -> np.ndarray:
+        return np.log1p(self.native(audio).astype(np.float32))
+
+
+@register
+@dataclass
 class LogMelFrontEnd(FrontEnd):
     """Log mel energies: scipy STFT power, triangular mel filters (HTK mel scale), log."""
 
@@ -291,6 +307,10 @@ def mel_filterbank(n_mels: int, n_fft: int, sr: int, fmin: float, fmax: float) -
         down = (hi - bins) / (hi - mid)
         fb[m] = np.maximum(0.0, np.minimum(up, down))
     return fb
+
+
+MCU_FRONTENDS = ("q15", "q15log")
+"""Front ends the RP2040 firmware computes (firmware/core/es_frontend.c)."""
 
 
 def names() -> list[str]:

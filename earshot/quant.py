@@ -71,3 +71,31 @@ def q15_to_int8(mag: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     mult, shift = quantize_multiplier(1.0 / scale)
     q = multiply_by_quantized_multiplier(np.asarray(mag, np.int64), mult, shift) + zero_point
     return np.clip(q, -128, 127).astype(np.int8)
+
+
+MAG_MAX = 32767
+"""Largest q15 magnitude (arm_cmplx_mag_q15 output is a non-negative int16)."""
+
+
+def log_mag_int8_table(scale: float, zero_point: int) -> np.ndarray:
+    """The ``q15log`` front end's int8 input for every q15 magnitude 0..MAG_MAX (int8, 32768).
+
+    ``q(m) = clamp(zero_point + floor(ln(1 + m) / scale + 0.5), -128, 127)``, evaluated once in
+    float64; the trainer, the daemon and the firmware all read the table (the firmware as
+    :func:`log_mag_breakpoints`), so none of them evaluates a logarithm per value."""
+    m = np.arange(MAG_MAX + 1, dtype=np.float64)
+    q = zero_point + np.floor(np.log1p(m) / float(scale) + 0.5)
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
+def log_mag_breakpoints(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(starts, values)``: the magnitudes where :func:`log_mag_int8_table` changes value and
+    the value from there on (``starts[0] == 0``); at most 256 entries, the firmware's form."""
+    t = np.asarray(table, np.int8)
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(t.astype(np.int16))) + 1])
+    return starts.astype(np.uint16), t[starts]
+
+
+def log_mag_to_int8(mag: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """q15 magnitudes -> the ``q15log`` model input through ``table`` (log_mag_int8_table)."""
+    return np.asarray(table, np.int8)[np.clip(np.asarray(mag, np.int64), 0, MAG_MAX)]

@@ -234,3 +234,33 @@ def table_buckets(q: np.ndarray) -> int:
     elif steps.size > 1:
         k = min(k, int((steps[:-1] ^ steps[1:]).min()).bit_length() - 1)
     return int(steps[-1] >> k) + 1
+
+
+@pytest.mark.parametrize(("scale", "zero_point"), [
+    (float(np.log1p(quant.MAG_MAX)) / 255, -128),  # what training gives a q15log model
+    (0.02, -128), (0.05, -20), (0.5, 0), (0.01, 100),  # finer steps (many clamp at 127), coarser
+])  # fmt: skip
+def test_log_input_equals_the_python_table_on_every_int16(es_host, tmp_path, scale,
+                                                          zero_point) -> None:
+    """es_log_quant_apply with the compiler's breakpoints == log_mag_to_int8 on every int16
+    (negative magnitudes, which the FFT never gives, as 0); and the table is the rounding a
+    user expects of ln(1 + m)."""
+    table = quant.log_mag_int8_table(scale, zero_point)
+    starts, values = quant.log_mag_breakpoints(table)
+    assert 1 <= len(starts) <= 256 and starts[0] == 0 and np.all(np.diff(starts.astype(int)) > 0)
+    bp = tmp_path / "log.bin"
+    bp.write_bytes(np.uint16(len(starts)).astype("<u2").tobytes()
+                   + starts.astype("<u2").tobytes() + values.astype(np.int8).tobytes())  # fmt: skip
+    proc = fb.run_host(es_host, "--quantize-log", str(bp), stdin=EVERY_INT16)
+    assert proc.returncode == 0, proc.stderr.decode()
+    got = np.frombuffer(proc.stdout, np.int8)
+    mag = np.arange(-32768, 32768)
+    want = quant.log_mag_to_int8(mag, table)
+    bad = np.flatnonzero(got != want)
+    assert bad.size == 0, f"mag {mag[bad[0]]}: C {got[bad[0]]}, Python {want[bad[0]]}"
+    m = np.arange(quant.MAG_MAX + 1)
+    ideal = np.clip(np.round(np.log1p(m) / scale) + zero_point, -128, 127)
+    assert np.abs(table.astype(np.int64) - ideal).max() <= 1
+    bp.write_bytes(b"\x00\x00")  # no breakpoints: refused, named
+    proc = fb.run_host(es_host, "--quantize-log", str(bp), stdin=b"\x01\x00")
+    assert proc.returncode == 1 and str(bp).encode() in proc.stderr

@@ -37,6 +37,7 @@ import numpy as np
 from earshot import frontends
 from earshot.bundle import load_bundle
 from earshot.options import MISSING, Option, add_flag, check, opt, options
+from earshot.quant import MAG_MAX
 
 from . import models
 from .datasets import SEEN, SEEN_PERCENT
@@ -233,6 +234,8 @@ def compute_features(
 
 def choose_clip_max(fe: frontends.FrontEnd, feats: np.ndarray) -> float:
     """The MCU input clip (see ``trainer.models``): a high percentile of the training features."""
+    if isinstance(fe, frontends.Q15LogFrontEnd):
+        return float(np.log1p(MAG_MAX))  # the whole range: 256 steps of 0.35 dB, no clipping
     c = float(np.percentile(feats, CLIP_PERCENTILE))
     if isinstance(fe, frontends.Q15FrontEnd):
         c = float(max(255, int(np.ceil(c))))

@@ -272,3 +272,26 @@ EsStatus es_quant_table_apply(const EsQuantTable *t, const int16_t *mag, size_t 
     }
     return ES_OK;
 }
+
+EsStatus es_log_quant_apply(const uint16_t *starts, const int8_t *values, uint16_t count,
+                            const int16_t *mag, size_t n, int8_t *out)
+{
+    if (starts == NULL || values == NULL || mag == NULL || out == NULL || count == 0U ||
+        count > 256U || starts[0] != 0U) {
+        return ES_ERR_ARG;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const uint16_t m = mag[i] < 0 ? 0U : (uint16_t)mag[i];
+        uint32_t lo = 0U, hi = count; /* starts[lo] <= m < starts[hi] (starts[count] = inf) */
+        while (hi - lo > 1U) {
+            const uint32_t mid = (lo + hi) >> 1;
+            if (starts[mid] <= m) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        out[i] = values[lo];
+    }
+    return ES_OK;
+}

@@ -119,4 +119,16 @@ EsStatus es_quant_table_init(EsQuantTable *t, int32_t multiplier, int32_t shift,
 /* es_frontend_quantize(mag, n, t's multiplier, shift, zero point, out), bit for bit. */
 EsStatus es_quant_table_apply(const EsQuantTable *t, const int16_t *mag, size_t n, int8_t *out);
 
+/*
+ * The q15log front end's int8 input, by breakpoints: out[i] = values[j] for the last j with
+ * starts[j] <= mag[i] (a negative magnitude, which arm_cmplx_mag_q15 never gives, counts as 0).
+ * (starts, values) are earshot.quant.log_mag_breakpoints of log_mag_int8_table(input scale,
+ * zero point): q = clamp(zero_point + floor(ln(1 + m) / scale + 0.5)) for every m, computed
+ * once by the compiler, so no logarithm runs here and the result is the Python table's to the
+ * bit (tests/test_firmware_frontend.py checks every int16). A binary search, at most 8 steps.
+ * ES_ERR_ARG: NULL pointers, count 0 or above 256, starts[0] != 0.
+ */
+EsStatus es_log_quant_apply(const uint16_t *starts, const int8_t *values, uint16_t count,
+                            const int16_t *mag, size_t n, int8_t *out);
+
 #endif /* ES_FRONTEND_H */

@@ -11,7 +11,9 @@
  *   q = clamp(input_zero_point + MultiplyByQuantizedMultiplier(mag, input_multiplier,
  *             input_shift), -128, 127)
  * where (input_multiplier, input_shift) = earshot.frontends.quantize_multiplier(1/input_scale),
- * exactly earshot.frontends.q15_to_int8.
+ * exactly earshot.frontends.q15_to_int8. A model trained on the q15log front end (input
+ * ln(1 + mag)) instead has input_log_count > 0 breakpoints: q = input_log_values[j] for the last
+ * j with input_log_starts[j] <= mag (es_log_quant_apply; earshot.quant.log_mag_breakpoints).
  *
  * Output: n_out int8 values (n_labels for softmax models; 1 for a binary sigmoid model, whose
  * labels are [negative, positive]); probability = (q - output_zero_point) * output_scale.
@@ -39,6 +41,9 @@ typedef struct {
     uint32_t arena_bytes;       /* static arena the model uses (planned peak, bytes) */
     int16_t stream_rows;        /* input rows one es_model_invoke_stream step shifts (0: none) */
     uint16_t streamed_ops;      /* ops whose earlier rows es_model_invoke_stream reuses */
+    const uint16_t *input_log_starts; /* q15log: magnitudes where the int8 input changes */
+    const int8_t *input_log_values;   /* q15log: the int8 input from each start on */
+    uint16_t input_log_count;   /* q15log: breakpoints (1..256); 0: the q15 multiplier above */
 } EsModelInfo;
 
 extern const EsModelInfo es_model_info;

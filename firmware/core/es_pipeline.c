@@ -27,6 +27,17 @@ static EsStatus check_model(const EsDetectorConfig *cfg)
     return ES_OK;
 }
 
+/* Magnitudes -> the model's int8 input: q15log breakpoints, or the q15 multiplier's table. */
+static EsStatus quantize(const EsPipeline *p, const int16_t *mag, size_t n, int8_t *out)
+{
+    const EsModelInfo *m = &es_model_info;
+    if (m->input_log_count != 0U) {
+        return es_log_quant_apply(m->input_log_starts, m->input_log_values, m->input_log_count,
+                                  mag, n, out);
+    }
+    return es_quant_table_apply(&p->quant, mag, n, out);
+}
+
 EsStatus es_pipeline_init(EsPipeline *p, const EsDetectorConfig *cfg)
 {
     if (p == NULL || cfg == NULL) {
@@ -45,15 +56,17 @@ EsStatus es_pipeline_init(EsPipeline *p, const EsDetectorConfig *cfg)
     if (st != ES_OK) {
         return st;
     }
-    st = es_quant_table_init(&p->quant, es_model_info.input_multiplier, es_model_info.input_shift,
-                             es_model_info.input_zero_point);
-    if (st != ES_OK) {
-        return st;
+    if (es_model_info.input_log_count == 0U) {
+        st = es_quant_table_init(&p->quant, es_model_info.input_multiplier,
+                                 es_model_info.input_shift, es_model_info.input_zero_point);
+        if (st != ES_OK) {
+            return st;
+        }
     }
     /* the spectrogram before the stream is all zeros; quantise one zero for its int8 value */
     const int16_t zero = 0;
     int8_t q0;
-    st = es_quant_table_apply(&p->quant, &zero, 1, &q0);
+    st = quantize(p, &zero, 1, &q0);
     if (st != ES_OK) {
         return st;
     }
@@ -126,7 +139,7 @@ EsStatus es_pipeline_push_block(EsPipeline *p, const int16_t block[ES_BLOCK], ui
     const bool stream = p->model_in_step;
     p->model_in_step = false;
     shift_input(p->input, p->input + fresh, ES_INPUT_SIZE - fresh);
-    st = es_quant_table_apply(&p->quant, &p->frames[0][0], fresh, p->input + ES_INPUT_SIZE - fresh);
+    st = quantize(p, &p->frames[0][0], fresh, p->input + ES_INPUT_SIZE - fresh);
     if (st != ES_OK) {
         return st;
     }

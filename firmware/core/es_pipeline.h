@@ -3,7 +3,8 @@
  *
  * Per block (32 ms at 16 kHz): the q15 front end yields 4 new spectrogram frames; they are
  * quantised to int8 (es_quant_table_apply: es_frontend_quantize with the model's input
- * multiplier/shift/zero point, by table)
+ * multiplier/shift/zero point, by table; for a q15log model es_log_quant_apply with its
+ * breakpoints)
  * and appended to the rolling int8 model input (124 x 129, oldest frame first, older frames
  * shifted out); the compiled model runs on it (es_model_invoke on the first block,
  * es_model_invoke_stream after, which recomputes only what the new frames change, exactly);

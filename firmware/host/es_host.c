@@ -18,6 +18,9 @@
  *                    shift S, zero point Z) -> int8 on stdout (tested against q15_to_int8)
  *   --quantize-table M,S,Z  the same through es_quant_table_apply (the pipeline's path); its
  *                    table's shape on stderr: "table buckets N width W" or "table none"
+ *   --quantize-log FILE  the same through es_log_quant_apply (q15log models) with the
+ *                    breakpoints in FILE: uint16 LE count, count uint16 LE starts, count int8
+ *                    values (tested against earshot.quant.log_mag_to_int8)
  *
  * Exit status: 0 ok, 1 bad input (message names the file), 2 usage.
  */
@@ -47,6 +50,7 @@ typedef struct {
     bool scores;              /* --scores replay mode */
     const char *quantize;     /* --quantize M,S,Z, or NULL */
     bool quantize_table;      /* --quantize-table: the same via es_quant_table_apply */
+    const char *quantize_log; /* --quantize-log FILE: via es_log_quant_apply, or NULL */
     bool misalign;            /* --misalign: odd blocks at a non-word-aligned address */
     uint32_t status_ms;       /* --lines: device time between STATUS lines */
     const char *lines;        /* --lines output (the application's serial lines), or NULL */
@@ -98,6 +102,7 @@ static void usage(FILE *f)
             "  --quantize M,S,Z     no WAV: int16 LE on stdin -> int8 on stdout (multiplier,\n"
             "                       shift, zero point)\n"
             "  --quantize-table M,S,Z  the same via the pipeline's table (shape on stderr)\n"
+            "  --quantize-log FILE  the same via q15log breakpoints (count, starts, values)\n"
             "--scores reads lines 'config N WINDOW_MS MIN_COUNT SUPPRESSION_MS MAX_HISTORY\n"
             "IGNORE_MASK T0..T(N-1)' and 'T_MS L0 L1 ...' and answers each with 'ok', 'none',\n"
             "'fire INDEX T_MS LEVEL_SUM COUNT' or 'error ES_ERR_...'.\n");
@@ -261,6 +266,8 @@ static bool parse_args(int argc, char **argv, HostArgs *a)
         } else if (strcmp(opt, "--quantize-table") == 0) {
             a->quantize = val;
             a->quantize_table = true;
+        } else if (strcmp(opt, "--quantize-log") == 0) {
+            a->quantize_log = val;
         } else if (opt[0] == '-' && opt[1] == '-') {
             fprintf(stderr, "es_host: bad option or value: %s %s\n", opt, val);
             return false;
@@ -286,7 +293,7 @@ static bool parse_args(int argc, char **argv, HostArgs *a)
                 (unsigned)es_model_info.n_labels);
         return false;
     }
-    if (!a->scores && a->quantize == NULL && a->wav == NULL) {
+    if (!a->scores && a->quantize == NULL && a->quantize_log == NULL && a->wav == NULL) {
         fprintf(stderr, "es_host: no WAV file given\n");
         return false;
     }
@@ -678,6 +685,49 @@ static int run_quantize(const char *spec, bool table)
     return 0;
 }
 
+/* ---- --quantize-log: a q15log model's input conversion on its own ---- */
+
+static int run_quantize_log(const char *path)
+{
+    static uint16_t starts[256];
+    static int8_t values[256];
+    unsigned char raw[2 * 1024];
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "es_host: %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    size_t count = fread(raw, 2, 1, f) == 1 ? le16(raw) : 0U;
+    bool ok = count >= 1U && count <= 256U && fread(raw, 2, count, f) == count;
+    for (size_t i = 0; ok && i < count; i++) {
+        starts[i] = le16(raw + 2 * i);
+    }
+    ok = ok && fread(values, 1, count, f) == count;
+    fclose(f);
+    if (!ok) {
+        fprintf(stderr, "es_host: %s: not a breakpoint file (count, starts, values)\n", path);
+        return 1;
+    }
+    int16_t mag[1024];
+    int8_t out[1024];
+    size_t n;
+    while ((n = fread(raw, 2, 1024, stdin)) > 0) {
+        for (size_t i = 0; i < n; i++) {
+            mag[i] = (int16_t)le16(raw + 2 * i);
+        }
+        EsStatus st = es_log_quant_apply(starts, values, (uint16_t)count, mag, n, out);
+        if (st != ES_OK) {
+            fprintf(stderr, "es_host: es_log_quant_apply: %s\n", es_status_str(st));
+            return 1;
+        }
+        if (fwrite(out, 1, n, stdout) != n) {
+            fprintf(stderr, "es_host: writing stdout failed\n");
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     HostArgs args;
@@ -687,6 +737,9 @@ int main(int argc, char **argv)
     }
     if (args.quantize != NULL) {
         return run_quantize(args.quantize, args.quantize_table);
+    }
+    if (args.quantize_log != NULL) {
+        return run_quantize_log(args.quantize_log);
     }
     return args.scores ? run_scores() : run_wav(&args);
 }

@@ -41,6 +41,9 @@ class ModelInfo:
     streamed: dict[int, StreamStep]
     policy: DetectorConfig
     """The detector policy, as the device runs it (``earshot.detector.device_policy``)."""
+    log_input: tuple[str, str, int] | None = None
+    """q15log models: the identifiers of the emitted breakpoint arrays (starts, values) and
+    their length (``earshot.quant.log_mag_breakpoints``); None for q15 models."""
 
 
 def validate_labels(labels: list[Any]) -> list[str]:
@@ -171,6 +174,14 @@ def source(
         f"    .arena_bytes = {info.arena}u,",
         f"    .stream_rows = {info.stream_rows},",
         f"    .streamed_ops = {len(info.streamed)}u,",
+        *(
+            [f"    .input_log_starts = {info.log_input[0]},",
+             f"    .input_log_values = {info.log_input[1]},",
+             f"    .input_log_count = {info.log_input[2]}u,"]
+            if info.log_input
+            else ["    .input_log_starts = NULL,", "    .input_log_values = NULL,",
+                  "    .input_log_count = 0u,"]
+        ),  # fmt: skip
         "};",
         "",
         *policy_lines(prefix, info),

@@ -59,6 +59,9 @@ class EsModelInfo(ctypes.Structure):
         *_SCALARS,
         ("sha256", ctypes.c_char_p),
         *_TAIL,
+        ("input_log_starts", ctypes.POINTER(ctypes.c_uint16)),
+        ("input_log_values", ctypes.POINTER(ctypes.c_int8)),
+        ("input_log_count", ctypes.c_uint16),
     ]
 
 
@@ -66,7 +69,9 @@ class EsModelInfo32(ctypes.Structure):
     """es_model.h's EsModelInfo on a 32-bit target (AAPCS: natural alignment, 4-byte
     pointers, here plain addresses): ``EsModelInfo32.from_buffer_copy(memory)``."""
 
-    _fields_ = [("labels", ctypes.c_uint32), *_SCALARS, ("sha256", ctypes.c_uint32), *_TAIL]
+    _fields_ = [("labels", ctypes.c_uint32), *_SCALARS, ("sha256", ctypes.c_uint32), *_TAIL,
+                ("input_log_starts", ctypes.c_uint32), ("input_log_values", ctypes.c_uint32),
+                ("input_log_count", ctypes.c_uint16)]  # fmt: skip
 
 
 FIELD_NAMES = tuple(f[0] for f in EsModelInfo._fields_)

@@ -50,7 +50,7 @@ class Lowered:
         self.decls.append(f"static const {ctype} {name}[{len(flat)}] = {{")
         self.decls += [f"    {r}," for r in rows]
         self.decls.append("};")
-        self.const_bytes += len(flat) * (1 if ctype == "int8_t" else 2 if ctype == "int16_t" else 4)
+        self.const_bytes += len(flat) * (1 if ctype == "int8_t" else 2 if "int16" in ctype else 4)
         return name
 
     def struct(self, name: str, ctype: str, fields: dict[str, Any]) -> str:
