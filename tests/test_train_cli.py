@@ -61,7 +61,7 @@ def test_enumerated_flags_list_their_choices() -> None:
     assert "--target TARGET what to build (default: both; one of: pi, rp2040, both)" in text
     for arch in ("rp2040_seed", "simple_audio", "stream_cnn", "ds_cnn"):
         assert arch in text.split("--arch ARCH architecture", 1)[1].split("--frontend FRONTEND", 1)[0]
-    assert "one of: logmel, q15, stft" in text
+    assert "one of: logmel, q15, q15log, stft" in text
 
 
 def test_help_has_examples_and_no_research_notes() -> None:
@@ -79,7 +79,9 @@ def test_help_has_examples_and_no_research_notes() -> None:
     (["--unknown-share", "0"], "--unknown-share must be a number > 0, got 0.0"),
     (["--learning-rate=-1e-3"], "--learning-rate must be a number > 0, got -0.001"),
     (["--target", "esp32"], "--target must be one of 'pi', 'rp2040', 'both', got 'esp32'"),
-    (["--frontend", "mfcc"], "--frontend must be one of 'logmel', 'q15', 'stft', got 'mfcc'"),
+    (["--frontend", "mfcc"], "--frontend must be one of 'logmel', 'q15', 'q15log', 'stft', got 'mfcc'"),
+    (["--frontend", "logmel", "--target", "rp2040"], "--frontend logmel: the rp2040 firmware "
+     "computes q15 or q15log features only (--target pi takes any front end)"),
 ])  # fmt: skip
 def test_a_bad_value_is_refused_by_its_flag(tmp_path: Path, flags: list[str], message: str) -> None:
     with pytest.raises(ValueError) as e:

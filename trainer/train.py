@@ -7,7 +7,8 @@ path the daemon and, for q15, the firmware share), fit the architecture, export 
 through ``daemon.inference.Classifier`` (int8 input via ``q15_to_int8`` for RP2040 bundles) to
 pick thresholds and record test metrics in the manifest.
 
-Defaults: ``pi`` = ``stft`` + ``simple_audio``; ``rp2040`` = ``q15`` + ``stream_cnn``.
+Defaults (``DEFAULT_FRONTEND``, ``models.DEFAULT_ARCH``): ``pi`` = ``logmel`` + ``kws_dscnn``;
+``rp2040`` = ``q15`` + ``stream_cnn``. ``stft`` + ``simple_audio`` is the seed-compatible Pi option.
 
 Transfer learning (``--transfer-from BUNDLE --positive LABEL``), as in the Arm RP2040 tutorial:
 the base bundle's ``model.keras`` loses its head for a one-unit sigmoid (labels
@@ -197,6 +198,10 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
         raise FileNotFoundError(f"data set folder {s.data} does not exist")
     if s.arch and s.target == "both":
         raise ValueError("--arch needs --target pi or --target rp2040")
+    if s.frontend and "rp2040" in s.targets and s.frontend not in frontends.MCU_FRONTENDS:
+        raise ValueError(f"--frontend {s.frontend}: the rp2040 firmware computes "
+                         f"{' or '.join(frontends.MCU_FRONTENDS)} features only (--target pi "
+                         "takes any front end)")  # fmt: skip
     return s
 
 
