@@ -62,7 +62,7 @@ SEED = {"inference_ms": 24.0, "block_limit_ms": 32.0, "arena_bytes": 128 * 1024}
 BUDGET = {"block_ms": 6.0, "flash_bytes": 64 * 1024, "ram_bytes": 48 * 1024}
 """The budget (docs/architecture.md): front end + inference per 512-sample block, flash of core + model, RAM peak."""
 FRONT_END_CALLS = ("es_frontend_push_block", "es_frontend_quantize", "es_quant_table_apply",
-                   "memmove", "shift_input")
+                   "es_log_quant_apply", "quantize", "memmove", "shift_input")
 """What es_pipeline_push_block calls to turn a block into the model's new input rows."""
 INFERENCE_CALL = "es_model_invoke_stream"
 """What es_pipeline_push_block calls for the model on every block after the first."""
@@ -191,30 +191,37 @@ def audio_blocks(audio: np.ndarray, n_blocks: int = AUDIO_BLOCKS) -> np.ndarray:
 def untrained_models(work: Path, audio: np.ndarray) -> dict[str, CompiledModel]:
     """Every MCU architecture, untrained (fixed seed), int8, compiled to C: name -> model.
 
-    Cycles depend on the layer shapes, not the weights. The representative set for the int8
-    calibration is q15 features of the audio and of noise at a few levels.
+    Each runs the RP2040's default front end (``train.DEFAULT_FRONTEND``), except the seed's
+    architecture, which keeps the seed's linear ``q15``; the default architecture also runs on
+    the other MCU front end ("stream_cnn (q15)"), so both front ends' cost is measured in the same
+    run. Cycles depend on the layer shapes, not the weights. The representative set for the int8
+    calibration is the features of the audio and of noise at a few levels.
     """
     import keras
 
-    from earshot.frontends import create
+    from earshot.frontends import MCU_FRONTENDS, create
     from trainer import compiler, export, models
-    from trainer.train import choose_clip_max
+    from trainer.train import DEFAULT_FRONTEND, choose_clip_max
 
-    fe = create("q15")
+    default_fe = DEFAULT_FRONTEND["rp2040"]
+    runs = [(name, "q15" if name == SEED_ARCH else default_fe) for name in models.MCU_ARCHITECTURES]
+    runs += [(models.DEFAULT_ARCH["rp2040"], f) for f in MCU_FRONTENDS if f != default_fe]
     rng = np.random.default_rng(0)
     clips = [audio[:16000]] + [rng.normal(0, s, 16000) for s in (0.003, 0.03, 0.3)]
-    feats = np.stack([fe.features(np.pad(c, (0, 16000 - len(c)))) for c in clips])[..., None]
     labels = [f"class{i}" for i in range(8)]
     out = {}
-    for name in models.MCU_ARCHITECTURES:
+    for name, fe_name in runs:
+        fe = create(fe_name)
+        feats = np.stack([fe.features(np.pad(c, (0, 16000 - len(c)))) for c in clips])[..., None]
         keras.utils.set_random_seed(0)
         model = models.build(name, (124, 129, 1), len(labels), feats,
                              choose_clip_max(fe, feats))
-        folder = work / "models" / name
+        key = name if fe_name == default_fe or name == SEED_ARCH else f"{name} ({fe_name})"
+        folder = work / "models" / re.sub(r"\W+", "_", key)
         folder.mkdir(parents=True, exist_ok=True)
         tflite = folder / "model_int8.tflite"
         tflite.write_bytes(export.to_int8_tflite(model, feats))
-        out[name] = compiler.compile_tflite(tflite, folder / "c", labels)
+        out[key] = compiler.compile_tflite(tflite, folder / "c", labels, frontend=fe_name)
     return out
 
 

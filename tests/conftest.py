@@ -12,7 +12,7 @@ Fixtures
 ``synth_root``     folder with ``keywords/`` (Speech Commands layout, plus ``FILLERS`` clips of
                    each of synth's 158 non-keywords) and ``alarm/``.
 ``pi_bundle``      Pi bundle (logmel + kws_dscnn, the Pi default) trained on the keywords.
-``rp2040_bundle``  RP2040 bundle (q15 + stream_cnn, the MCU default, int8) trained on the keywords.
+``rp2040_bundle``  RP2040 bundle (q15log + stream_cnn, the MCU default, int8) trained on the keywords.
 ``alarm_bundles``  ``{"pi": path, "rp2040": path}``: binary smoke-alarm detectors
                    transfer-learned from the two keyword bundles.
 
@@ -94,7 +94,7 @@ def code_key(params: dict) -> str:
     names = ("datasets", "synth", "recordings", "augment", "models", "train", "export")
     h.update(repr((synth.mbrola_voices(), synth.pico_voices())).encode())  # installed voices shape the data
     files = [REPO / "trainer" / f"{n}.py" for n in names] + [
-        REPO / "earshot" / n for n in ("audio.py", "frontends.py", "wavio.py", "bundle.py")
+        REPO / "earshot" / n for n in ("audio.py", "frontends.py", "quant.py", "wavio.py", "bundle.py")
     ] + [REPO / "daemon" / "inference.py"]
     for f in files:
         h.update(f.name.encode())
@@ -186,7 +186,7 @@ def pi_bundle(keyword_bundles: dict[str, Path]) -> Path:
 
 @pytest.fixture(scope="session")
 def rp2040_bundle(keyword_bundles: dict[str, Path]) -> Path:
-    """RP2040 bundle (q15 front end, stream_cnn, full int8) trained on the synthetic keywords."""
+    """RP2040 bundle (q15log front end, stream_cnn, full int8) trained on the synthetic keywords."""
     return keyword_bundles["rp2040"]
 
 

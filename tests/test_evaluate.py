@@ -21,7 +21,7 @@ def test_evaluate_writes_json_png_and_markdown(keyword_bundles: dict[str, Path],
     md = (out / "report.md").read_text()
     pi, mcu = report["bundles"]
     assert pi["frontend"] == "logmel" and set(pi["models"]) == {"float"}
-    assert mcu["frontend"] == "q15" and set(mcu["models"]) == {"int8", "float"}
+    assert mcu["frontend"] == "q15log" and set(mcu["models"]) == {"int8", "float"}
     assert mcu["int8_minus_float"] == pytest.approx(
         mcu["models"]["int8"]["accuracy"] - mcu["models"]["float"]["accuracy"], abs=1e-4)
     # the share of clips on which int8 and float pick the same label, scored again here
@@ -64,7 +64,8 @@ def test_bundle_name_says_a_non_default_front_end() -> None:
 
     assert bundle_name(Path("out/data/keywords"), "pi", "logmel") == "keywords-pi"
     assert bundle_name(Path("out/data/keywords"), "pi", "stft") == "keywords-pi-stft"
-    assert bundle_name(Path("kw"), "rp2040", "q15") == "kw-rp2040"
+    assert bundle_name(Path("kw"), "rp2040", "q15log") == "kw-rp2040"
+    assert bundle_name(Path("kw"), "rp2040", "q15") == "kw-rp2040-q15"
 
 
 def test_evaluate_names_a_missing_bundle(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ def test_manifest_has_the_contract(keyword_bundles: dict[str, Path], target: str
     assert m["labels"] == ["_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right", "go", "stop"]
     assert m["sample_rate"] == 16000 and m["clip_samples"] == 16000
     fe = b.frontend()
-    assert fe.name == {"pi": "logmel", "rp2040": "q15"}[target]
+    assert fe.name == {"pi": "logmel", "rp2040": "q15log"}[target]
     assert m["input"]["shape"] == [1, *fe.shape, 1]
     assert m["output"]["shape"] == [1, len(m["labels"])]
     assert m["output"]["activation"] == "softmax"

@@ -8,7 +8,7 @@ through ``daemon.inference.Classifier`` (int8 input via ``q15_to_int8`` for RP20
 pick thresholds and record test metrics in the manifest.
 
 Defaults (``DEFAULT_FRONTEND``, ``models.DEFAULT_ARCH``): ``pi`` = ``logmel`` + ``kws_dscnn``;
-``rp2040`` = ``q15`` + ``stream_cnn``. ``stft`` + ``simple_audio`` is the seed-compatible Pi option.
+``rp2040`` = ``q15log`` + ``stream_cnn``. ``stft`` + ``simple_audio`` is the seed-compatible Pi option.
 
 Transfer learning (``--transfer-from BUNDLE --positive LABEL``), as in the Arm RP2040 tutorial:
 the base bundle's ``model.keras`` loses its head for a one-unit sigmoid (labels
@@ -45,7 +45,7 @@ from .datasets import SEEN, SEEN_PERCENT
 
 _LOGGER = logging.getLogger(__name__)
 
-DEFAULT_FRONTEND = {"pi": "logmel", "rp2040": "q15"}
+DEFAULT_FRONTEND = {"pi": "logmel", "rp2040": "q15log"}
 """Front end per target when ``--frontend`` is not given."""
 VAL_PERCENT = 10.0
 """Share of the data set in the validation split (percent)."""

@@ -273,25 +273,50 @@ EsStatus es_quant_table_apply(const EsQuantTable *t, const int16_t *mag, size_t 
     return ES_OK;
 }
 
-EsStatus es_log_quant_apply(const uint16_t *starts, const int8_t *values, uint16_t count,
-                            const int16_t *mag, size_t n, int8_t *out)
+/* values[j] for the last j with starts[j] <= m (starts[0] == 0). */
+static int8_t log_search(const EsLogQuant *q, uint32_t m)
 {
-    if (starts == NULL || values == NULL || mag == NULL || out == NULL || count == 0U ||
-        count > 256U || starts[0] != 0U) {
+    uint32_t lo = 0U, hi = q->count; /* starts[lo] <= m < starts[hi] (starts[count] = inf) */
+    while (hi - lo > 1U) {
+        const uint32_t mid = (lo + hi) >> 1;
+        if (q->starts[mid] <= m) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    return q->values[lo];
+}
+
+EsStatus es_log_quant_init(EsLogQuant *q, const uint16_t *starts, const int8_t *values,
+                           uint16_t count)
+{
+    if (q == NULL || starts == NULL || values == NULL || count == 0U || count > 256U ||
+        starts[0] != 0U) {
+        return ES_ERR_ARG;
+    }
+    for (uint16_t j = 1; j < count; j++) {
+        if (starts[j] <= starts[j - 1U]) {
+            return ES_ERR_ARG;
+        }
+    }
+    q->starts = starts;
+    q->values = values;
+    q->count = count;
+    for (uint32_t m = 0; m < ES_LOG_LOW; m++) {
+        q->low[m] = log_search(q, m);
+    }
+    return ES_OK;
+}
+
+EsStatus es_log_quant_apply(const EsLogQuant *q, const int16_t *mag, size_t n, int8_t *out)
+{
+    if (q == NULL || mag == NULL || out == NULL || q->count == 0U) {
         return ES_ERR_ARG;
     }
     for (size_t i = 0; i < n; i++) {
-        const uint16_t m = mag[i] < 0 ? 0U : (uint16_t)mag[i];
-        uint32_t lo = 0U, hi = count; /* starts[lo] <= m < starts[hi] (starts[count] = inf) */
-        while (hi - lo > 1U) {
-            const uint32_t mid = (lo + hi) >> 1;
-            if (starts[mid] <= m) {
-                lo = mid;
-            } else {
-                hi = mid;
-            }
-        }
-        out[i] = values[lo];
+        const int32_t m = mag[i] < 0 ? 0 : mag[i];
+        out[i] = m < ES_LOG_LOW ? q->low[m] : log_search(q, (uint32_t)m);
     }
     return ES_OK;
 }

@@ -125,10 +125,25 @@ EsStatus es_quant_table_apply(const EsQuantTable *t, const int16_t *mag, size_t 
  * (starts, values) are earshot.quant.log_mag_breakpoints of log_mag_int8_table(input scale,
  * zero point): q = clamp(zero_point + floor(ln(1 + m) / scale + 0.5)) for every m, computed
  * once by the compiler, so no logarithm runs here and the result is the Python table's to the
- * bit (tests/test_firmware_frontend.py checks every int16). A binary search, at most 8 steps.
- * ES_ERR_ARG: NULL pointers, count 0 or above 256, starts[0] != 0.
+ * bit (tests/test_firmware_frontend.py checks every int16). Magnitudes below ES_LOG_LOW (nearly
+ * all of them: speech at a normal level has 99 % of its bins under 120) read a table that
+ * es_log_quant_init fills from the breakpoints; larger ones a binary search (at most 8 steps).
  */
-EsStatus es_log_quant_apply(const uint16_t *starts, const int8_t *values, uint16_t count,
-                            const int16_t *mag, size_t n, int8_t *out);
+#define ES_LOG_LOW 512
+
+typedef struct {
+    const uint16_t *starts; /* breakpoints: the magnitudes where the value changes */
+    const int8_t *values;   /* the value from each start on */
+    uint16_t count;         /* breakpoints, 1..256 */
+    int8_t low[ES_LOG_LOW]; /* the value of every magnitude below ES_LOG_LOW */
+} EsLogQuant;
+
+/* Fill q from the breakpoints (kept by pointer). ES_ERR_ARG: NULL, count 0 or above 256,
+ * starts[0] != 0 or starts not increasing. */
+EsStatus es_log_quant_init(EsLogQuant *q, const uint16_t *starts, const int8_t *values,
+                           uint16_t count);
+
+/* mag[0..n) -> out[0..n) as above. ES_ERR_ARG: NULL pointers. */
+EsStatus es_log_quant_apply(const EsLogQuant *q, const int16_t *mag, size_t n, int8_t *out);
 
 #endif /* ES_FRONTEND_H */

@@ -32,8 +32,7 @@ static EsStatus quantize(const EsPipeline *p, const int16_t *mag, size_t n, int8
 {
     const EsModelInfo *m = &es_model_info;
     if (m->input_log_count != 0U) {
-        return es_log_quant_apply(m->input_log_starts, m->input_log_values, m->input_log_count,
-                                  mag, n, out);
+        return es_log_quant_apply(&p->log_quant, mag, n, out);
     }
     return es_quant_table_apply(&p->quant, mag, n, out);
 }
@@ -59,9 +58,12 @@ EsStatus es_pipeline_init(EsPipeline *p, const EsDetectorConfig *cfg)
     if (es_model_info.input_log_count == 0U) {
         st = es_quant_table_init(&p->quant, es_model_info.input_multiplier,
                                  es_model_info.input_shift, es_model_info.input_zero_point);
-        if (st != ES_OK) {
-            return st;
-        }
+    } else {
+        st = es_log_quant_init(&p->log_quant, es_model_info.input_log_starts,
+                               es_model_info.input_log_values, es_model_info.input_log_count);
+    }
+    if (st != ES_OK) {
+        return st;
     }
     /* the spectrogram before the stream is all zeros; quantise one zero for its int8 value */
     const int16_t zero = 0;

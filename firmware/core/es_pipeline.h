@@ -4,7 +4,7 @@
  * Per block (32 ms at 16 kHz): the q15 front end yields 4 new spectrogram frames; they are
  * quantised to int8 (es_quant_table_apply: es_frontend_quantize with the model's input
  * multiplier/shift/zero point, by table; for a q15log model es_log_quant_apply with its
- * breakpoints)
+ * breakpoints, tabled below ES_LOG_LOW)
  * and appended to the rolling int8 model input (124 x 129, oldest frame first, older frames
  * shifted out); the compiled model runs on it (es_model_invoke on the first block,
  * es_model_invoke_stream after, which recomputes only what the new frames change, exactly);
@@ -13,7 +13,7 @@
  * detector decides. Until 1 s of audio has arrived, the input holds the spectrogram of silence
  * before the stream's first sample (the front end's zero tail).
  *
- * All state is in the caller's EsPipeline (about 22.5 KB; put it in static storage). The int16
+ * All state is in the caller's EsPipeline (about 23 KB; put it in static storage). The int16
  * spectrogram is not kept here (the model needs only int8); a debugging host keeps an
  * EsSpectrogram from p->frames after each block.
  */
@@ -35,6 +35,7 @@ typedef struct {
     EsDetector det;                                 /* recogniser state */
     int16_t frames[ES_FRAMES_PER_BLOCK][ES_BINS];   /* the newest block's frames (magnitudes) */
     EsQuantTable quant;                             /* the model's input quantisation, tabled */
+    EsLogQuant log_quant;                           /* ... for a q15log model */
     int8_t input[ES_INPUT_SIZE] __attribute__((aligned(4))); /* rolling int8 model input
                                                                 (word-aligned: see shift_input) */
     int8_t output[ES_DETECTOR_MAX_LABELS];          /* latest raw model output */

@@ -704,8 +704,10 @@ static int run_quantize_log(const char *path)
     }
     ok = ok && fread(values, 1, count, f) == count;
     fclose(f);
-    if (!ok) {
-        fprintf(stderr, "es_host: %s: not a breakpoint file (count, starts, values)\n", path);
+    static EsLogQuant lq;
+    if (!ok || es_log_quant_init(&lq, starts, values, (uint16_t)count) != ES_OK) {
+        fprintf(stderr, "es_host: %s: not a breakpoint file (count, increasing starts from 0, "
+                "values)\n", path);
         return 1;
     }
     int16_t mag[1024];
@@ -715,7 +717,7 @@ static int run_quantize_log(const char *path)
         for (size_t i = 0; i < n; i++) {
             mag[i] = (int16_t)le16(raw + 2 * i);
         }
-        EsStatus st = es_log_quant_apply(starts, values, (uint16_t)count, mag, n, out);
+        EsStatus st = es_log_quant_apply(&lq, mag, n, out);
         if (st != ES_OK) {
             fprintf(stderr, "es_host: es_log_quant_apply: %s\n", es_status_str(st));
             return 1;
