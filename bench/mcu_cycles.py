@@ -233,6 +233,8 @@ def bundle_models(bundles: tuple[Path, ...], work: Path) -> dict[str, CompiledMo
     for b in bundles:
         manifest = json.loads((Path(b) / "manifest.json").read_text())
         name = f"{manifest.get('architecture', '?')} ({Path(b).name})"
+        if name in out:  # bundles of one name (out/a/rp2040, out/b/rp2040): say the folder too
+            name = f"{manifest.get('architecture', '?')} ({Path(b).parent.name}/{Path(b).name})"
         folder = work / "bundles" / re.sub(r"\W+", "_", str(Path(b).resolve()))
         out[name] = compiler.compile_bundle(b, folder, "es")
     return out

@@ -54,9 +54,15 @@ def test_rp2040_input_quantisation_is_the_firmware_path(rp2040_bundle: Path, syn
     from earshot.wavio import read_wav
 
     clip = read_wav(next((synth_root / "keywords" / "yes").glob("*.wav")))
-    fe = frontends.Q15FrontEnd()
-    want = quant.q15_to_int8(fe.native(clip), q["scale"], q["zero_point"])
+    mag = frontends.Q15FrontEnd().native(clip)  # the firmware's magnitudes, q15 and q15log alike
+    assert b.frontend().name == "q15log"  # the MCU default: ln(1 + m) by the compiled-in table
+    table = quant.log_mag_int8_table(q["scale"], q["zero_point"])
+    want = quant.log_mag_to_int8(mag, table)
     np.testing.assert_array_equal(clf.input_tensor(clip).reshape(want.shape), want)
+    # the table is what the float model was trained on, quantised as TFLite quantises its input
+    f = b.frontend().features(clip)
+    ideal = np.clip(np.round(f / q["scale"]) + q["zero_point"], -128, 127)
+    assert np.abs(want.astype(np.int64) - ideal).max() <= 1
 
 
 def test_c_header_holds_the_int8_model(rp2040_bundle: Path) -> None:
