@@ -629,14 +629,47 @@ static int run_scores(void)
 
 /* ---- --quantize: the int8 input conversion on its own ---- */
 
-/* One chunk through es_frontend_quantize, or through t when it is not NULL. */
-static EsStatus quantize_chunk(const EsQuantTable *t, const int16_t *mag, size_t n, long m,
-                               long sh, long zp, int8_t *out)
+/* Which conversion the --quantize modes run: the q15log breakpoints when log is not NULL, else
+ * the pipeline's table when table is not NULL, else es_frontend_quantize with (m, sh, zp). */
+typedef struct {
+    const EsQuantTable *table;
+    const EsLogQuant *log;
+    long m, sh, zp;
+} HostQuantizer;
+
+static EsStatus quantize_chunk(const HostQuantizer *q, const int16_t *mag, size_t n, int8_t *out)
 {
-    if (t != NULL) {
-        return es_quant_table_apply(t, mag, n, out);
+    if (q->log != NULL) {
+        return es_log_quant_apply(q->log, mag, n, out);
     }
-    return es_frontend_quantize(mag, n, (int32_t)m, (int32_t)sh, (int32_t)zp, out);
+    if (q->table != NULL) {
+        return es_quant_table_apply(q->table, mag, n, out);
+    }
+    return es_frontend_quantize(mag, n, (int32_t)q->m, (int32_t)q->sh, (int32_t)q->zp, out);
+}
+
+/* int16 LE magnitudes on stdin -> int8 on stdout through q. */
+static int quantize_stdin(const HostQuantizer *q)
+{
+    unsigned char raw[2 * 1024];
+    int16_t mag[1024];
+    int8_t out[1024];
+    size_t n;
+    while ((n = fread(raw, 2, 1024, stdin)) > 0) {
+        for (size_t i = 0; i < n; i++) {
+            mag[i] = (int16_t)le16(raw + 2 * i);
+        }
+        EsStatus st = quantize_chunk(q, mag, n, out);
+        if (st != ES_OK) {
+            fprintf(stderr, "es_host: quantising: %s\n", es_status_str(st));
+            return 1;
+        }
+        if (fwrite(out, 1, n, stdout) != n) {
+            fprintf(stderr, "es_host: writing stdout failed\n");
+            return 1;
+        }
+    }
+    return 0;
 }
 
 static int run_quantize(const char *spec, bool table)
@@ -664,25 +697,8 @@ static int run_quantize(const char *spec, bool table)
             fprintf(stderr, "table none\n");
         }
     }
-    unsigned char raw[2 * 1024];
-    int16_t mag[1024];
-    int8_t out[1024];
-    size_t n;
-    while ((n = fread(raw, 2, 1024, stdin)) > 0) {
-        for (size_t i = 0; i < n; i++) {
-            mag[i] = (int16_t)le16(raw + 2 * i);
-        }
-        EsStatus st = quantize_chunk(table ? &qt : NULL, mag, n, m, sh, zp, out);
-        if (st != ES_OK) {
-            fprintf(stderr, "es_host: es_frontend_quantize: %s\n", es_status_str(st));
-            return 1;
-        }
-        if (fwrite(out, 1, n, stdout) != n) {
-            fprintf(stderr, "es_host: writing stdout failed\n");
-            return 1;
-        }
-    }
-    return 0;
+    const HostQuantizer q = {table ? &qt : NULL, NULL, m, sh, zp};
+    return quantize_stdin(&q);
 }
 
 /* ---- --quantize-log: a q15log model's input conversion on its own ---- */
@@ -691,7 +707,7 @@ static int run_quantize_log(const char *path)
 {
     static uint16_t starts[256];
     static int8_t values[256];
-    unsigned char raw[2 * 1024];
+    unsigned char raw[2 * 256];
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
         fprintf(stderr, "es_host: %s: %s\n", path, strerror(errno));
@@ -710,24 +726,8 @@ static int run_quantize_log(const char *path)
                 "values)\n", path);
         return 1;
     }
-    int16_t mag[1024];
-    int8_t out[1024];
-    size_t n;
-    while ((n = fread(raw, 2, 1024, stdin)) > 0) {
-        for (size_t i = 0; i < n; i++) {
-            mag[i] = (int16_t)le16(raw + 2 * i);
-        }
-        EsStatus st = es_log_quant_apply(&lq, mag, n, out);
-        if (st != ES_OK) {
-            fprintf(stderr, "es_host: es_log_quant_apply: %s\n", es_status_str(st));
-            return 1;
-        }
-        if (fwrite(out, 1, n, stdout) != n) {
-            fprintf(stderr, "es_host: writing stdout failed\n");
-            return 1;
-        }
-    }
-    return 0;
+    const HostQuantizer q = {NULL, &lq, 0, 0, 0};
+    return quantize_stdin(&q);
 }
 
 int main(int argc, char **argv)
