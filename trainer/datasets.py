@@ -350,14 +350,12 @@ def _scan_folders(
             "figure name files <speaker>_<n>.wav (earshotd record --speaker NAME does) or pass "
             "--group-pattern", root, ", ".join(by_file), one.relative_to(root), group[one],
         )
-    split_of = _quota_split(
-        [(g, n) for g, n in Counter(group[p] for x, p in files if x not in by_file).items()],
-        val_pct, test_pct,
-    )
-    for lab in by_file:
-        split_of.update(_quota_split([(f"{lab}/{p.name}", 1) for x, p in files if x == lab],
-                                     val_pct, test_pct))  # fmt: skip
+    # the unit of the split: the group, or for such a label each file (a quota of its own)
     key = {p: f"{lab}/{p.name}" if lab in by_file else group[p] for lab, p in files}
+    split_of = _quota_split(list(Counter(key[p] for x, p in files if x not in by_file).items()),
+                            val_pct, test_pct)  # fmt: skip
+    for lab in by_file:
+        split_of.update(_quota_split([(key[p], 1) for x, p in files if x == lab], val_pct, test_pct))
     return [Clip(p, lab, split_of[key[p]], group[p], source_label=lab) for lab, p in files]
 
 
