@@ -286,6 +286,10 @@ def test_fillers_make_an_unknown_class_and_keep_the_keywords(tiny: Path, tmp_pat
         assert len(other) == n + n // 5 and all(np.abs(read_wav(f)).max() > 1e-3 for f in other)
         listed = [f for f in other if f"{folder}/{f.name}" in (kw / "testing_list.txt").read_text()]
         assert len(listed) == n // 5 and all(f.name.startswith("test") for f in listed)
+    # no training clip of real speech is a Hedgewars voice actor (the real-voice evaluation)
+    packs = {p.name for p in Path("/usr/share/games/hedgewars/Data/Sounds/voices").iterdir()}
+    assert not {f.name.split("_nohash_")[0] for f in (kw / synth.OTHER_SPEECH_FOLDER).glob(
+        "train*.wav")} & {f"train{p}" for p in packs}
     # train --unknown-share: _unknown_ drawn as a multiple of a keyword's clip count per split
     for share in (1.0, 3.0):
         ds = load_dataset(kw, labels=list(synth.KEYWORDS), unknown=True, unknown_share=share,
@@ -359,6 +363,22 @@ def test_no_real_recording_that_says_a_vocabulary_word_is_used() -> None:
         p for p in everything if recordings.may_say(p, ["hello", "take cover"])} - said
     # the default commands: "Enemy down" is left out even with no vocabulary given
     assert not any(p.stem == "Enemydown" for p in everything)
+
+
+
+def test_the_real_voices_evaluated_on_are_never_trained_on() -> None:
+    """bench/real_voices.py scores bundles on Hedgewars' voice actors: none of their phrases may
+    be an ``_unknown_`` clip or a background of a synthetic set (it taught the model that those
+    voices say "not a word"), while the other speech still splits 70/30."""
+    from trainer import recordings
+
+    speech = recordings.find(["speech"])
+    voices = [r for r in speech if "/Sounds/voices/" in str(r.path)]
+    others = [r for r in speech if r not in voices]
+    assert len(voices) >= 100 and {r.split for r in voices} == {"test"}
+    assert {r.split for r in others} == {"train", "test"}
+    train = recordings.require(["speech"], "train")
+    assert train and not any("/Sounds/voices/" in str(r.path) for r in train)
 
 
 def test_held_out_negative_words_never_say_the_vocabulary(tmp_path: Path) -> None:

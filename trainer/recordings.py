@@ -10,13 +10,16 @@ give evaluation negatives the training never heard.
 | music   | hedgewars-data           | 26 game soundtracks (~94 min)                              |
 | speech  | fillets-ng-data-cs       | Czech dialogue by voice actors (~106 min)                  |
 | speech  | ktuberling-data          | single spoken words in 26 languages (~32 min)              |
-| speech  | hedgewars-data           | voice acting in 15 voice packs, several accents (~15 min)  |
+| speech  | hedgewars-data           | voice acting in 15 voice packs, several accents (~15 min); |
+|         |                          | held out: evaluation only (``EVALUATION_ONLY``)            |
 | effects | hedgewars-data           | game sound effects (~2 min)                                |
 | effects | sound-theme-freedesktop  | desktop alert and bell sounds                              |
 
 Each file belongs to one split for good, by the SHA-1 of its path (``TEST_PERCENT`` of them are
 ``test``): training mixes only ``train`` files, evaluation streams only ``test`` files, so a
-held-out figure is measured on music and voices the model never heard.
+held-out figure is measured on music and voices the model never heard. Hedgewars' voice packs
+are ``test`` whole: they are the real people ``bench/real_voices.py`` scores a vocabulary on,
+so no phrase of those voices may be trained on as ``_unknown_`` or mixed in as a background.
 
 Left out, whatever the package: anything that says a keyword or a digit (ktuberling's English
 words are object names, none a keyword; hedgewars' countdown and its "Yessir", "Nooo" and
@@ -54,6 +57,12 @@ SOURCES: tuple[tuple[str, str, str], ...] = (
 )
 """(kind, folder, glob) of every source read."""
 
+EVALUATION_ONLY = ("/usr/share/games/hedgewars/Data/Sounds/voices",)
+"""Folders whose every file is ``test``: the voice actors there are the real-voice evaluation
+(``bench/real_voices.py``, and the real recordings of the default commands). While 70 % of
+their other phrases were training ``_unknown_`` clips and backgrounds, the score on their
+recordings of the vocabulary measured voices the model had been taught to call "not a word"."""
+
 _EXCLUDE = re.compile(
     r"(countdown|yessir|nooo|enemydown|audio-channel|front_left|front_right|rear_left|rear_right"
     r"|/math/|number|digit|asterisk|flite|festival|arctic)",
@@ -80,7 +89,10 @@ class Recording:
 
 
 def split_of(path: Path) -> str:
-    """``test`` for ``TEST_PERCENT`` % of paths (SHA-1 of the path), ``train`` for the rest."""
+    """``test`` for ``TEST_PERCENT`` % of paths (SHA-1 of the path), ``train`` for the rest;
+    ``test`` for every file under an ``EVALUATION_ONLY`` folder."""
+    if any(str(path).startswith(folder + "/") for folder in EVALUATION_ONLY):
+        return "test"
     h = int(hashlib.sha1(str(path).encode("utf-8")).hexdigest()[:8], 16)
     return "test" if (h % 10000) / 100.0 < TEST_PERCENT else "train"
 
