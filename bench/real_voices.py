@@ -47,8 +47,10 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from trainer import recordings  # noqa: E402
+
 RESULTS = REPO / "bench" / "results" / "real_voices.json"
-VOICES = Path("/usr/share/games/hedgewars/Data/Sounds/voices")
+VOICES = Path(recordings.VOICE_PACKS)
 PACKS = ("British", "Classic", "Default", "Default_uk", "HillBilly", "Mobster", "Pirate", "Robot",
          "Russian", "Singer", "Surfer")  # fmt: skip
 """The English packs (Default_es, Default_pl, Default_ru and Russian_pl speak other languages)."""

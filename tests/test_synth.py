@@ -287,7 +287,9 @@ def test_fillers_make_an_unknown_class_and_keep_the_keywords(tiny: Path, tmp_pat
         listed = [f for f in other if f"{folder}/{f.name}" in (kw / "testing_list.txt").read_text()]
         assert len(listed) == n // 5 and all(f.name.startswith("test") for f in listed)
     # no training clip of real speech is a Hedgewars voice actor (the real-voice evaluation)
-    packs = {p.name for p in Path("/usr/share/games/hedgewars/Data/Sounds/voices").iterdir()}
+    from trainer import recordings
+
+    packs = {p.name for p in Path(recordings.VOICE_PACKS).iterdir()}
     assert not {f.name.split("_nohash_")[0] for f in (kw / synth.OTHER_SPEECH_FOLDER).glob(
         "train*.wav")} & {f"train{p}" for p in packs}
     # train --unknown-share: _unknown_ drawn as a multiple of a keyword's clip count per split
@@ -365,7 +367,6 @@ def test_no_real_recording_that_says_a_vocabulary_word_is_used() -> None:
     assert not any(p.stem == "Enemydown" for p in everything)
 
 
-
 def test_the_real_voices_evaluated_on_are_never_trained_on() -> None:
     """bench/real_voices.py scores bundles on Hedgewars' voice actors: none of their phrases may
     be an ``_unknown_`` clip or a background of a synthetic set (it taught the model that those
@@ -373,12 +374,12 @@ def test_the_real_voices_evaluated_on_are_never_trained_on() -> None:
     from trainer import recordings
 
     speech = recordings.find(["speech"])
-    voices = [r for r in speech if "/Sounds/voices/" in str(r.path)]
+    voices = [r for r in speech if str(r.path).startswith(recordings.VOICE_PACKS + "/")]
     others = [r for r in speech if r not in voices]
     assert len(voices) >= 100 and {r.split for r in voices} == {"test"}
     assert {r.split for r in others} == {"train", "test"}
     train = recordings.require(["speech"], "train")
-    assert train and not any("/Sounds/voices/" in str(r.path) for r in train)
+    assert train and not set(train) & set(voices)
 
 
 def test_held_out_negative_words_never_say_the_vocabulary(tmp_path: Path) -> None:

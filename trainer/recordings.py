@@ -47,17 +47,20 @@ _LOGGER = logging.getLogger(__name__)
 TEST_PERCENT = 30.0
 """Share of the files (by path hash) kept for evaluation only."""
 
+VOICE_PACKS = "/usr/share/games/hedgewars/Data/Sounds/voices"
+"""Hedgewars' voice packs, one folder per voice actor or character."""
+
 SOURCES: tuple[tuple[str, str, str], ...] = (
     ("music", "/usr/share/games/hedgewars/Data/Music", "*.ogg"),
     ("speech", "/usr/share/games/fillets-ng/sound", "**/cs/*.ogg"),
     ("speech", "/usr/share/ktuberling/sounds", "*/*.ogg"),
-    ("speech", "/usr/share/games/hedgewars/Data/Sounds/voices", "*/*.ogg"),
+    ("speech", VOICE_PACKS, "*/*.ogg"),
     ("effects", "/usr/share/games/hedgewars/Data/Sounds", "*.ogg"),
     ("effects", "/usr/share/sounds/freedesktop/stereo", "*.oga"),
 )
 """(kind, folder, glob) of every source read."""
 
-EVALUATION_ONLY = ("/usr/share/games/hedgewars/Data/Sounds/voices",)
+EVALUATION_ONLY = (VOICE_PACKS,)
 """Folders whose every file is ``test``: the voice actors there are the real-voice evaluation
 (``bench/real_voices.py``, and the real recordings of the default commands). While 70 % of
 their other phrases were training ``_unknown_`` clips and backgrounds, the score on their
