@@ -133,20 +133,22 @@ def _adapt(shape: tuple[int, ...], n: int = 24) -> np.ndarray:
     return np.random.default_rng(0).gamma(1.5, 60.0, (n, *shape)).astype(np.float32)
 
 
-def _spread_head(model: object) -> None:
-    """An untrained one-unit head gives one value for everything; give it weights that spread
-    its logit over about +-3 on inputs like the test's, so the sigmoid's range is exercised."""
+def _spread_head(model: object, layer: str) -> None:
+    """An untrained head can give one value for everything (a wide embedding of untrained
+    maxima sums to near-constant logits, and int8 rounds the rest away); give it weights that
+    spread each logit over about +-3 on inputs like the test's, so the softmax's or sigmoid's
+    range is exercised."""
     import keras
 
     # The test's int8 inputs, dequantised (input scale 400/255, zero point -128).
     like = (random_inputs((124, 129, 1), 48, seed=99).astype(np.float32) + 128) * (400 / 255)
-    head = model.get_layer("binary_head")  # type: ignore[attr-defined]
+    head = model.get_layer(layer)  # type: ignore[attr-defined]
     trunk = keras.Model(model.inputs, head.input)  # type: ignore[attr-defined]
     emb = trunk.predict(like, verbose=0)
-    w = np.random.default_rng(0).normal(size=(emb.shape[1], 1))
+    w = np.random.default_rng(0).normal(size=(emb.shape[1], head.units))
     z = emb @ w
-    k = 3.0 / (float(z.std()) + 1e-9)
-    head.set_weights([(w * k).astype(np.float32), np.array([-z.mean() * k], np.float32)])
+    k = 3.0 / (z.std(axis=0) + 1e-9)
+    head.set_weights([(w * k).astype(np.float32), (-z.mean(axis=0) * k).astype(np.float32)])
 
 
 @pytest.fixture(scope="module")
@@ -155,18 +157,19 @@ def mcu_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     as int8."""
     import keras
 
-    models = pytest.importorskip("trainer.models")
-    export = pytest.importorskip("trainer.export")
+    from trainer import export, models
+
     out = tmp_path_factory.mktemp("mcu")
     adapt = _adapt((124, 129, 1))
     paths = {}
     for seed, name in enumerate(models.MCU_ARCHITECTURES):
         keras.utils.set_random_seed(seed)
         m = models.build(name, (124, 129, 1), 4, adapt, clip_max=400.0)
+        _spread_head(m, "head")
         paths[name] = out / f"{name}.tflite"
         paths[name].write_bytes(export.to_int8_tflite(m, adapt))
         binary, _ = models.transfer_head(m)
-        _spread_head(binary)
+        _spread_head(binary, "binary_head")
         paths[name + "_binary"] = out / f"{name}_binary.tflite"
         paths[name + "_binary"].write_bytes(export.to_int8_tflite(binary, adapt))
     return paths
